@@ -1,0 +1,63 @@
+# emberd -- the front door.  `make run` and `make test` work from a clean
+# clone: they create .venv/ with the package and its tools on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BUILD  := build
+STAMP  := $(VENV)/.installed-stamp
+HOST_CONF := $(BUILD)/host.conf
+
+.PHONY: all setup run test lint typecheck unit docs check-docs clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "emberd needs Python >= 3.11 ($(PYTHON) is older)"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing Debian's python3-venv"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y python3-venv && \
+	  $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(STAMP)
+
+# The device configuration with a host overlay: 127.0.0.1:8080, the UI in
+# rootfs/var/www, everything writable under build/.
+$(HOST_CONF): Makefile
+	@mkdir -p $(BUILD)/run/tmp $(BUILD)/run/log
+	@{ echo '# Written by make: the device configuration with a host overlay.'; \
+	   echo 'include "$(CURDIR)/rootfs/etc/emberd/emberd.conf"'; \
+	   echo 'server.bind := "127.0.0.1"'; \
+	   echo 'server.port := 8080'; \
+	   echo 'server.username := ""'; \
+	   echo 'server.groupname := ""'; \
+	   echo 'server.document-root := "$(CURDIR)/rootfs/var/www"'; \
+	   echo 'server.pid-file := "$(CURDIR)/$(BUILD)/run/emberd.pid"'; \
+	   echo 'server.errorlog := ""'; \
+	   echo 'server.upload-dirs := ( "$(CURDIR)/$(BUILD)/run/tmp" )'; \
+	 } > $@
+
+run: $(STAMP) $(HOST_CONF)
+	$(BIN)/emberd -tt -f $(HOST_CONF)
+	$(BIN)/emberd -p -f $(HOST_CONF)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+docs: $(STAMP)
+	$(BIN)/python -m emberd.config.docs docs/configuration.md
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,169 @@
+"""The ``emberd`` command line, with lighttpd's options.
+
+    emberd -f FILE [-D] [-t | -tt | -p] [--memory-budget]
+    emberd -v | -V | -h
+
+``-f -`` reads the configuration from standard input.  ``-t`` checks the
+syntax, ``-tt`` also checks every value and module, ``-p`` prints the
+effective configuration with defaults.  Messages about the configuration go
+to standard error as ``file:line:column: error: ...``; the exit status is 1
+for a bad configuration and 2 for bad usage.
+
+``getopt`` is used rather than ``argparse``: this module is imported by the
+server process, and every module imported at start-up stays in its RSS.
+"""
+
+from __future__ import annotations
+
+import getopt
+import importlib.util
+import socket
+import sys
+from collections.abc import Sequence
+
+from . import NAME, __version__
+from .config import catalog
+from .config.errors import ConfigError, ConfigErrors
+
+USAGE = f"""usage: {NAME} -f FILE [-D] [-t | -tt | -p]
+       {NAME} -v | -V | -h
+
+  -f FILE   configuration file (- reads standard input)
+  -D        stay in the foreground (default: run in the background)
+  -t        check the configuration syntax, then exit
+  -tt       also check values and modules, then exit
+  -p        print the effective configuration (with defaults), then exit
+  -v        print the version
+  -V        print the version, built-in features and modules
+  -h        print this help
+"""
+
+EXIT_CONFIG = 1
+EXIT_USAGE = 2
+
+
+def version_line() -> str:
+    py = ".".join(str(v) for v in sys.version_info[:3])
+    return f"{NAME}/{__version__} (Python {py}) - a small-footprint web server for embedded Linux"
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _module_present(name: str) -> bool:
+    comp = catalog.module(name)
+    return comp is not None and comp.present()
+
+
+def features() -> list[tuple[bool, str]]:
+    """Build features in lighttpd's ``-V`` format (``+ name`` / ``- name``)."""
+    tls = catalog.TLS.present()
+    return [
+        (socket.has_ipv6, "IPv6 support"),
+        (_module_present("mod_deflate") and _has("zlib"), "zlib support"),
+        (True, "PCRE support (regular expressions through Python's re)"),
+        (_has("h2"), "HTTP/2 support"),
+        (tls and _has("mbedtls"), "mbedTLS support"),
+        (tls and _has("_ssl"), "OpenSSL support"),
+    ]
+
+
+def print_features(out: list[str]) -> None:
+    out.append(version_line() + "\n\nFeatures:\n\n")
+    out.extend(f"\t{'+' if ok else '-'} {name}\n" for ok, name in features())
+    out.append("\nModules:\n\n")
+    for comp in catalog.emberd_modules():
+        if comp.present():
+            out.append(f"\t+ {comp.name}\n")
+        else:
+            out.append(f"\t- {comp.name} (left out of this build)\n")
+
+
+def report(err: ConfigError) -> None:
+    errors = err.errors if isinstance(err, ConfigErrors) else [err]
+    for e in errors:
+        where = f"{e.location}: " if e.location else ""
+        sys.stderr.write(f"{where}error: {e.message}\n")
+
+
+def warn_all(warnings: Sequence[ConfigError]) -> None:
+    for w in warnings:
+        where = f"{w.location}: " if w.location else ""
+        sys.stderr.write(f"{where}warning: {w.message}\n")
+
+
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    return data.decode("utf-8", "surrogateescape")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        opts, rest = getopt.getopt(args, "f:DtpvVh")
+    except getopt.GetoptError as exc:
+        sys.stderr.write(f"{NAME}: {exc}\n{USAGE}")
+        return EXIT_USAGE
+    if rest:
+        sys.stderr.write(f"{NAME}: unexpected argument {rest[0]!r}\n{USAGE}")
+        return EXIT_USAGE
+    path: str | None = None
+    test = 0
+    print_config = foreground = False
+    for opt, value in opts:
+        if opt == "-f":
+            path = value
+        elif opt == "-D":
+            foreground = True
+        elif opt == "-t":
+            test += 1
+        elif opt == "-p":
+            print_config = True
+        elif opt == "-v":
+            sys.stdout.write(version_line() + "\n")
+            return 0
+        elif opt == "-V":
+            out: list[str] = []
+            print_features(out)
+            sys.stdout.write("".join(out))
+            return 0
+        else:
+            sys.stdout.write(USAGE)
+            return 0
+    if path is None:
+        sys.stderr.write(f"{NAME}: no configuration file given (use -f FILE)\n{USAGE}")
+        return EXIT_USAGE
+    text = _read_stdin() if path == "-" else None
+
+    from .config.loader import load
+    from .config.parser import parse
+
+    try:
+        if test == 1 and not print_config:
+            parse(path, text)
+            sys.stdout.write("Syntax OK\n")
+            return 0
+        config = load(path, text)
+    except ConfigError as err:
+        report(err)
+        return EXIT_CONFIG
+    warn_all(config.warnings)
+    if print_config:
+        from .config.printer import render
+
+        sys.stdout.buffer.write(render(config).encode("utf-8", "surrogateescape"))
+        return 0
+    if test:
+        sys.stdout.write("Syntax OK\n")
+        return 0
+    del foreground
+    sys.stderr.write(f"{NAME}: the server core is not part of this build yet\n")
+    return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Which lighttpd modules and features exist, and which of them emberd has.
+
+A lighttpd configuration names modules in ``server.modules`` and uses their
+keys (``fastcgi.server``, ``cgi.assign``...).  emberd must never ignore such
+a key silently: a key of a module that emberd implements but that was left
+out of this build, or of a module emberd does not implement at all, is a
+fatal error that says so.  This table maps module names and key prefixes to
+what emberd provides; it is consulted only for keys no loaded schema knows,
+so it does not import any module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    name: str  # the lighttpd module name, or a feature name
+    prefixes: tuple[str, ...]  # keys starting with one of these belong to it
+    provider: str | None  # the emberd module that implements it; None: not supported
+    note: str = ""  # for unsupported components: what to do instead
+
+    def present(self) -> bool:
+        """Whether this build contains the implementation (files can be left out)."""
+        if self.provider is None:
+            return False
+        try:
+            return importlib.util.find_spec(self.provider) is not None
+        except ModuleNotFoundError:
+            return False
+
+    @property
+    def short(self) -> str:
+        """The module's file name in emberd.modules (``mod_access`` -> ``access``)."""
+        return self.name.removeprefix("mod_")
+
+
+def _m(name: str, *prefixes: str) -> Component:
+    return Component(name, prefixes, f"emberd.modules.{name.removeprefix('mod_')}")
+
+
+def _no(name: str, note: str, *prefixes: str) -> Component:
+    return Component(name, prefixes, None, note)
+
+
+_LATER = "not implemented in emberd yet"
+
+
+TLS = Component("TLS (ssl.*)", ("ssl.",), "emberd.tls")
+
+COMPONENTS: tuple[Component, ...] = (
+    _no("mod_indexfile", _LATER, "index-file.", "server.indexfiles"),
+    _no("mod_staticfile", _LATER, "static-file."),
+    _no("mod_dirlisting", _LATER, "dir-listing.", "server.dir-listing"),
+    _no("mod_access", _LATER, "url.access-deny", "url.access-allow"),
+    _no("mod_alias", _LATER, "alias."),
+    _no("mod_accesslog", _LATER, "accesslog."),
+    _no("mod_auth", _LATER, "auth."),
+    _no("mod_authn_file", _LATER, "auth.backend.htpasswd.", "auth.backend.htdigest.",
+       "auth.backend.plain."),
+    _no("mod_redirect", _LATER, "url.redirect"),
+    _no("mod_rewrite", _LATER, "url.rewrite"),
+    _no("mod_setenv", _LATER, "setenv."),
+    _no("mod_expire", _LATER, "expire."),
+    _no("mod_status", _LATER, "status."),
+    _no("mod_fastcgi", _LATER, "fastcgi."),
+    _no("mod_deflate", _LATER, "deflate.", "compress."),
+    TLS,
+    _no("mod_cgi", "run the program as a FastCGI backend (e.g. through fcgiwrap)", "cgi."),
+    _no("mod_proxy", "put a reverse proxy in front of emberd or use FastCGI", "proxy."),
+    _no("mod_scgi", "use FastCGI instead", "scgi."),
+    _no("mod_webdav", "WebDAV is not part of emberd", "webdav."),
+    _no("mod_ssi", "server-side includes are not part of emberd", "ssi."),
+    _no("mod_magnet", "Lua scripting is not part of emberd", "magnet."),
+    _no("mod_userdir", "map the paths with alias.url instead", "userdir."),
+    _no("mod_simple_vhost", "use $HTTP[\"host\"] conditions with server.document-root",
+        "simple-vhost."),
+    _no("mod_evhost", "use $HTTP[\"host\"] conditions with server.document-root", "evhost."),
+    _no("mod_vhostdb", "use $HTTP[\"host\"] conditions with server.document-root",
+        "vhostdb."),
+    _no("mod_extforward", "not part of emberd", "extforward."),
+    _no("mod_wstunnel", "WebSockets are not part of emberd", "wstunnel."),
+    _no("mod_sockproxy", "not part of emberd", "sockproxy."),
+    _no("mod_ajp13", "not part of emberd", "ajp13."),
+    _no("mod_authn_ldap", "use auth.backend htpasswd, htdigest or plain",
+        "auth.backend.ldap."),
+    _no("mod_authn_gssapi", "use auth.backend htpasswd, htdigest or plain",
+        "auth.backend.gssapi."),
+    _no("mod_authn_pam", "use auth.backend htpasswd, htdigest or plain", "auth.backend.pam."),
+    _no("mod_authn_sasl", "use auth.backend htpasswd, htdigest or plain",
+        "auth.backend.sasl."),
+    _no("mod_authn_dbi", "use auth.backend htpasswd, htdigest or plain", "auth.backend.dbi."),
+    _no("mod_authn_mysql", "use auth.backend htpasswd, htdigest or plain",
+        "auth.backend.mysql."),
+    _no("mod_rrdtool", "use the memory view of mod_status instead", "rrdtool."),
+    _no("mod_secdownload", "not part of emberd", "secdownload."),
+    _no("mod_evasive", "not part of emberd", "evasive."),
+    _no("mod_usertrack", "not part of emberd", "usertrack."),
+    _no("mod_uploadprogress", "not part of emberd", "upload-progress."),
+    _no("mod_maxminddb", "not part of emberd", "maxminddb."),
+    _no("mod_trigger_b4_dl", "not part of emberd", "trigger-before-download."),
+    _no("mod_flv_streaming", "not part of emberd", "flv-streaming."),
+    _no("mod_cml", "not part of emberd", "cml."),
+)
+
+# Names that are valid in server.modules without a file of their own.
+BUILT_INTO_CORE = {
+    "mod_h2": "HTTP/2 is part of emberd's core (see server.feature-flags server.h2proto)",
+}
+# lighttpd's TLS modules select a TLS library; emberd selects one with ssl.backend.
+TLS_MODULES = frozenset(("mod_openssl", "mod_mbedtls", "mod_gnutls", "mod_wolfssl",
+                         "mod_nss", "mod_boringssl"))
+# lighttpd 1.4.56+ replaced mod_compress with mod_deflate.
+RENAMED = {"mod_compress": "mod_deflate"}
+
+_BY_NAME = {c.name: c for c in COMPONENTS}
+
+
+def module(name: str) -> Component | None:
+    return _BY_NAME.get(RENAMED.get(name, name))
+
+
+def owner_of(key: str) -> Component | None:
+    """The component whose key prefix is the longest match for ``key``."""
+    best: Component | None = None
+    best_len = -1
+    for c in COMPONENTS:
+        for p in c.prefixes:
+            if key.startswith(p) and len(p) > best_len:
+                best, best_len = c, len(p)
+    return best
+
+
+def emberd_modules() -> list[Component]:
+    """The modules emberd implements (present in this build or not)."""
+    return [c for c in COMPONENTS if c.provider and c.name.startswith("mod_")]
