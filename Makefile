@@ -8,7 +8,7 @@ BUILD  := build
 STAMP  := $(VENV)/.installed-stamp
 HOST_CONF := $(BUILD)/host.conf
 
-.PHONY: all setup run test lint typecheck unit docs check-docs clean
+.PHONY: all setup run test lint typecheck unit docs clean bench
 
 all: test
 
@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# bytecode now: compiling at every start costs time and (transient) memory
+	$(BIN)/python -m compileall -q src >/dev/null
 	@touch $@
 
 setup: $(STAMP)
@@ -43,7 +45,8 @@ $(HOST_CONF): Makefile
 
 run: $(STAMP) $(HOST_CONF)
 	$(BIN)/emberd -tt -f $(HOST_CONF)
-	$(BIN)/emberd -p -f $(HOST_CONF)
+	@echo "emberd serves rootfs/var/www on http://127.0.0.1:8080/ (Ctrl-C stops it)"
+	$(BIN)/emberd -D -f $(HOST_CONF)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -61,3 +64,8 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks are not tests: run them on a quiet machine and record the
+# figures (and this command) in docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.bench

@@ -9,6 +9,7 @@ server anyway and this is all the arithmetic that is needed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from dataclasses import dataclass
 
@@ -129,3 +130,30 @@ def parse_network(text: str) -> Network | None:
     if not 0 < prefix <= bits:
         return None
     return Network(bits, value, prefix)
+
+
+@functools.lru_cache(maxsize=64)  # a device sees few distinct Host values
+def check_host(value: str) -> str | None:
+    """A Host value as lighttpd's strict check accepts it, normalised; None if invalid.
+
+    Names are labels of letters, digits and '-' (not first) separated by
+    dots, one trailing dot allowed; IPv4 needs four numeric parts; IPv6 goes
+    in brackets; an optional port is digits.
+    """
+    host = value.lower()
+    if host.startswith("["):
+        return normalize_host(host)
+    name, sep, port = host.partition(":")
+    if name.endswith("."):
+        name = name[:-1]
+    if not name or (sep and port and not port.isdigit()):
+        return None
+    labels = name.split(".")
+    for label in labels:
+        if not label or label[0] == "-" or not all(c.isalnum() or c == "-" for c in label):
+            return None
+        if not label.isascii():
+            return None
+    if labels[-1].isdigit() and (len(labels) != 4 or not all(x.isdigit() for x in labels)):
+        return None
+    return normalize_host(name + (f":{port}" if sep and port else ""))

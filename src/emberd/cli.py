@@ -9,13 +9,14 @@ effective configuration with defaults.  Messages about the configuration go
 to standard error as ``file:line:column: error: ...``; the exit status is 1
 for a bad configuration and 2 for bad usage.
 
-``getopt`` is used rather than ``argparse``: this module is imported by the
-server process, and every module imported at start-up stays in its RSS.
+Options are parsed by hand (getopt style: ``-tt``, ``-Df FILE``) rather than
+with ``argparse`` or ``getopt`` (which imports gettext): this module is
+imported by the server process, and every module imported at start-up stays
+in its RSS.
 """
 
 from __future__ import annotations
 
-import getopt
 import importlib.util
 import socket
 import sys
@@ -101,11 +102,50 @@ def _read_stdin() -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+class UsageError(Exception):
+    pass
+
+
+SHORT_FLAGS = "DtpvVh"
+SHORT_WITH_VALUE = "f"
+
+
+def parse_args(args: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """getopt-style options: ``[("-t", ""), ("-f", "x.conf")]`` and the other arguments."""
+    opts: list[tuple[str, str]] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            rest.append(arg)
+            continue
+        for j in range(1, len(arg)):
+            c = arg[j]
+            if c in SHORT_WITH_VALUE:
+                value = arg[j + 1 :]
+                if not value:
+                    if i >= len(args):
+                        raise UsageError(f"option -{c} requires an argument")
+                    value = args[i]
+                    i += 1
+                opts.append(("-" + c, value))
+                break
+            if c not in SHORT_FLAGS:
+                raise UsageError(f"option -{c} not recognized")
+            opts.append(("-" + c, ""))
+    return opts, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        opts, rest = getopt.getopt(args, "f:DtpvVh")
-    except getopt.GetoptError as exc:
+        opts, rest = parse_args(args)
+    except UsageError as exc:
         sys.stderr.write(f"{NAME}: {exc}\n{USAGE}")
         return EXIT_USAGE
     if rest:
@@ -139,15 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     text = _read_stdin() if path == "-" else None
 
-    from .config.loader import load
+    from .config.loader import compile_tree
     from .config.parser import parse
 
     try:
+        tree = parse(path, text)
         if test == 1 and not print_config:
-            parse(path, text)
             sys.stdout.write("Syntax OK\n")
             return 0
-        config = load(path, text)
+        if not test and not print_config:
+            keep_ssl_out()
+        config = compile_tree(tree, path)
     except ConfigError as err:
         report(err)
         return EXIT_CONFIG
@@ -160,9 +202,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if test:
         sys.stdout.write("Syntax OK\n")
         return 0
-    del foreground
-    sys.stderr.write(f"{NAME}: the server core is not part of this build yet\n")
-    return EXIT_CONFIG
+    from .core.server import run
+
+    return run(config, text, foreground)
+
+
+class _NoSSL:
+    """A meta path finder that makes ``import ssl`` fail."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name in ("ssl", "_ssl"):
+            raise ImportError(f"{name} is kept out of emberd (no TLS backend needs it)")
+
+
+def keep_ssl_out() -> None:
+    """Stop the stdlib ssl module from loading (and with it OpenSSL's libssl).
+
+    ``import asyncio`` imports ssl when it can, which maps libssl and costs
+    about 10 MB of RSS; asyncio works without it.  This must run before
+    asyncio is imported.
+    """
+    if "ssl" not in sys.modules and not any(isinstance(f, _NoSSL) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoSSL())
 
 
 if __name__ == "__main__":

@@ -8,7 +8,27 @@ does.
 
 from __future__ import annotations
 
-DEFAULT_TYPES: dict[str, str] = {
+
+class MimeTable(dict[str, str]):
+    """A ``mimetype.assign`` table that finds the longest matching suffix quickly."""
+
+    __slots__ = ("_lengths",)
+
+    def __init__(self, table: dict[str, str]) -> None:
+        super().__init__(table)
+        self._lengths = sorted({len(k) for k in table}, reverse=True)
+
+    def lookup(self, name: str) -> str | None:
+        """The type of the longest key that ``name`` ends with, or None."""
+        for n in self._lengths:
+            if n <= len(name):
+                value = self.get(name[len(name) - n :]) if n else self.get("")
+                if value is not None:
+                    return value
+        return None
+
+
+_DEFAULT: dict[str, str] = {
     ".html": "text/html",
     ".htm": "text/html",
     ".txt": "text/plain;charset=utf-8",
@@ -97,3 +117,5 @@ DEFAULT_TYPES: dict[str, str] = {
     "README": "text/plain;charset=utf-8",
     "": "application/octet-stream",
 }
+
+DEFAULT_TYPES = MimeTable(_DEFAULT)

@@ -51,12 +51,12 @@ _LATER = "not implemented in emberd yet"
 TLS = Component("TLS (ssl.*)", ("ssl.",), "emberd.tls")
 
 COMPONENTS: tuple[Component, ...] = (
-    _no("mod_indexfile", _LATER, "index-file.", "server.indexfiles"),
-    _no("mod_staticfile", _LATER, "static-file."),
+    _m("mod_indexfile", "index-file.", "server.indexfiles"),
+    _m("mod_staticfile", "static-file."),
     _no("mod_dirlisting", _LATER, "dir-listing.", "server.dir-listing"),
-    _no("mod_access", _LATER, "url.access-deny", "url.access-allow"),
-    _no("mod_alias", _LATER, "alias."),
-    _no("mod_accesslog", _LATER, "accesslog."),
+    _m("mod_access", "url.access-deny", "url.access-allow"),
+    _m("mod_alias", "alias."),
+    _m("mod_accesslog", "accesslog."),
     _no("mod_auth", _LATER, "auth."),
     _no("mod_authn_file", _LATER, "auth.backend.htpasswd.", "auth.backend.htdigest.",
        "auth.backend.plain."),

@@ -13,7 +13,7 @@ import resource
 from typing import Any
 
 from .. import __version__
-from ..mimetypes import DEFAULT_TYPES
+from ..mimetypes import DEFAULT_TYPES, MimeTable
 from .schema import Derived, Directive, Getter, Scope, Type
 
 SERVER, SOCKET, REQUEST = Scope.SERVER, Scope.SOCKET, Scope.REQUEST
@@ -66,11 +66,11 @@ def _default_port(get: Getter) -> int:
         return 80
 
 
-def _js_type(table: dict[str, str]) -> dict[str, str]:
+def _mime_table(table: dict[str, str]) -> MimeTable:
     # lighttpd rewrites the obsolete application/javascript to text/javascript
     if table.get(".js") == "application/javascript":
         table = {**table, ".js": "text/javascript"}
-    return table
+    return MimeTable(table)
 
 
 def _d(key: str, type_: Type, scope: Scope, default: Any, doc: str, **kw: Any) -> Directive:
@@ -144,6 +144,9 @@ CORE: tuple[Directive, ...] = (
     _d("server.stat-cache-engine", STRING, SERVER, "simple",
        "cache file metadata for 2 s (simple) or not at all",
        choices=("simple", "disable", "none")),
+    _d("emberd.stat-cache-max-entries", INT, SERVER, 1024,
+       "files the stat cache remembers at most; the oldest go first", unit="entries",
+       max=1 << 20),
     _d("server.errorlog-use-syslog", BOOL, SERVER, False, "send the error log to syslog"),
     _d("server.syslog-facility", STRING, SERVER, "daemon", "syslog facility of the error log"),
     # -- listening ----------------------------------------------------------
@@ -174,6 +177,9 @@ CORE: tuple[Directive, ...] = (
     _d("server.max-request-field-size", SHORT, SERVER, 8192,
        "size of the whole request head (request line and headers); 431 beyond",
        unit="bytes", min=256),
+    _d("emberd.max-request-target-size", INT, SERVER, 8192,
+       "length of the request target (path and query); 414 beyond", unit="bytes",
+       min=64, max=65535),
     _d("server.max-request-size", INT, REQUEST, 0,
        "largest request body; 413 beyond (0: no limit)", unit="KiB"),
     _d("server.max-keep-alive-requests", SHORT, REQUEST, 1000,
@@ -224,7 +230,7 @@ CORE: tuple[Directive, ...] = (
        "serve files through symbolic links (disable: 403 for any link in the path)"),
     _d("server.range-requests", BOOL, REQUEST, True, "honour Range requests for static files"),
     _d("mimetype.assign", KVSTRING, REQUEST, DEFAULT_TYPES,
-       "file suffix => Content-Type; the longest matching suffix wins", normalize=_js_type),
+       "file suffix => Content-Type; the longest matching suffix wins", normalize=_mime_table),
     _d("mimetype.use-xattr", BOOL, REQUEST, False,
        "take the Content-Type from the file's extended attribute"),
     _d("mimetype.xattr-name", STRING, SERVER, "Content-Type",

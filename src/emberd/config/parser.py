@@ -31,7 +31,6 @@ Errors are raised at the first problem as ConfigError with file:line:column.
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 from collections.abc import Mapping
@@ -432,7 +431,12 @@ class Parser:
 
     def _include(self, pattern: str, at: Token) -> None:
         full = self._resolve(pattern)
-        paths = sorted({p for alt in expand_braces(full) for p in glob.glob(alt)})
+        if _GLOB_CHARS.isdisjoint(full):
+            paths = [full] if os.path.lexists(full) else []
+        else:
+            import glob  # only for patterns
+
+            paths = sorted({p for alt in expand_braces(full) for p in glob.glob(alt)})
         if not paths:
             if _GLOB_CHARS.isdisjoint(full):
                 raise ConfigError(at.loc, f"include file not found: {full}")

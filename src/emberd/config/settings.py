@@ -4,7 +4,9 @@ ServerConfig holds the value of every known directive in the global scope
 (explicit or default) and, for each conditional block, the typed values set
 in it.  ``for_request()`` evaluates the conditions against the facts of a
 request and overlays the values of the blocks that match, in the order the
-blocks first appear in the file (lighttpd's order: later blocks win).
+blocks first appear in the file (lighttpd's order: later blocks win).  The
+result is a plain dict (shared by requests that match the same blocks), so
+a module reads a setting at the cost of a dict lookup.
 
 Evaluation is tri-state as in lighttpd's ``config_check_cond_nocache()``: a
 block is TRUE when its parent is TRUE, the previous branch of its else chain
@@ -16,12 +18,11 @@ smaller indexes, one pass in index order decides every block.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .conditions import Condition, Field, Op
-from .errors import ConfigError
+from .errors import ConfigError, Location
 from .schema import Directive
 from .tree import ConfigTree
 
@@ -50,23 +51,14 @@ class CompiledBlock:
 
 
 @dataclass(slots=True, eq=False)
-class RequestSettings:
-    """The settings that apply to one request, and regex captures for %1..%9."""
+class Match:
+    """Which blocks applied to a request, and their regex captures (for %1..%9)."""
 
-    values: Mapping[str, Any]
-    matched: tuple[int, ...]
+    blocks: tuple[int, ...]
     captures: dict[int, tuple[str, ...]]
-    config: ServerConfig
 
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
 
-    def captures_for(self, key: str) -> tuple[str, ...]:
-        """Captures of the condition of the block that set ``key`` (lighttpd's %n)."""
-        for index in reversed(self.matched):
-            if key in self.config.blocks[index].values:
-                return self.captures.get(index, ())
-        return ()
+NO_MATCH = Match((), {})
 
 
 @dataclass(slots=True, eq=False)
@@ -112,9 +104,10 @@ class ServerConfig:
                 state[b.index] = _FALSE
         return matched, captures
 
-    def for_request(self, facts: Facts) -> RequestSettings:
+    def for_request(self, facts: Facts) -> tuple[dict[str, Any], Match]:
+        """The settings for a request (a shared dict: read it, never change it)."""
         if len(self.blocks) == 1:
-            return RequestSettings(self.values, (), {}, self)
+            return self.values, NO_MATCH
         matched, captures = self.evaluate(facts)
         key = tuple(i for i in matched if self.blocks[i].values)
         values = self._cache.get(key)
@@ -125,7 +118,30 @@ class ServerConfig:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             self._cache[key] = values
-        return RequestSettings(values, tuple(matched), captures, self)
+        return values, Match(tuple(matched), captures)
+
+    def captures_for(self, match: Match, key: str) -> tuple[str, ...]:
+        """Captures of the condition of the block that set ``key`` (lighttpd's %n)."""
+        for index in reversed(match.blocks):
+            if key in self.blocks[index].values:
+                return match.captures.get(index, ())
+        return ()
+
+    def assigned(self, key: str) -> list[tuple[Any, Location | None]]:
+        """Every value written for ``key`` (global and in blocks) with where it was written."""
+        out: list[tuple[Any, Location | None]] = []
+        for b in self.blocks:
+            if b.index == 0:
+                if key not in self.explicit:
+                    continue
+                value = self.values[key]
+            elif key in b.values:
+                value = b.values[key]
+            else:
+                continue
+            a = self.tree.blocks[b.index].values.get(key)
+            out.append((value, a.loc if a is not None else None))
+        return out
 
     def socket_tokens(self) -> list[str]:
         """Extra listeners: the ``$SERVER["socket"] == "..."`` blocks, in order."""

@@ -227,7 +227,7 @@ def test_module_left_out_of_the_build(monkeypatch):
 
 
 def test_h2_module_name_is_accepted():
-    assert cfg('server.modules = ( "mod_h2" )\n').plugins == []
+    assert cfg('server.modules = ( "mod_h2" )\n').module_names == ["mod_staticfile"]
 
 
 def test_duplicate_module_is_a_warning():

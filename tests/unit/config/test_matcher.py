@@ -28,12 +28,12 @@ class Req:
 
 def settings(body: str, **facts: str):
     config = load("t.conf", 'server.document-root = "/srv"\n' + body)
-    return config.for_request(Req(**facts))
+    return config.for_request(Req(**facts))[0]
 
 
 def test_no_conditions_uses_the_global_values():
     config = load("t.conf", 'server.document-root = "/srv"\nserver.name = "g"')
-    assert config.for_request(Req())["server.name"] == "g"
+    assert config.for_request(Req())[0]["server.name"] == "g"
 
 
 def test_later_matching_blocks_win():
@@ -104,10 +104,10 @@ def test_captures_follow_the_block_that_set_the_key():
                   '  server.name = "sub"\n'
                   '  $HTTP["url"] =~ "^/(a)(b)" { server.tag = "x" }\n'
                   "}\n")
-    s = config.for_request(Req(host="www.example.org", url="/abc"))
-    assert s.captures_for("server.name") == ("www.example.org", "www")
-    assert s.captures_for("server.tag") == ("/ab", "a", "b")
-    assert s.captures_for("server.errorlog") == ()
+    _, match = config.for_request(Req(host="www.example.org", url="/abc"))
+    assert config.captures_for(match, "server.name") == ("www.example.org", "www")
+    assert config.captures_for(match, "server.tag") == ("/ab", "a", "b")
+    assert config.captures_for(match, "server.errorlog") == ()
 
 
 @pytest.mark.parametrize(
@@ -164,9 +164,9 @@ def test_socket_blocks():
 def test_repeated_requests_reuse_merged_settings():
     config = load("t.conf", 'server.document-root = "/srv"\n'
                   '$HTTP["url"] =^ "/a" { server.name = "a" }\n')
-    first = config.for_request(Req(url="/a/1"))
-    second = config.for_request(Req(url="/a/2"))
-    assert first.values is second.values
+    first, _ = config.for_request(Req(url="/a/1"))
+    second, _ = config.for_request(Req(url="/a/2"))
+    assert first is second
 
 
 @pytest.mark.parametrize(

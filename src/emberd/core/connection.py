@@ -1,0 +1,246 @@
+"""A client connection: asyncio transport glue, pooled buffers, timeouts.
+
+Theory of operation:
+
+* Receiving.  The connection is an ``asyncio.BufferedProtocol``: the event
+  loop asks ``get_buffer()`` for memory to ``recv_into`` and gets a chunk
+  from the pool; ``buffer_updated()`` hands the bytes to the protocol
+  (HTTP/1.1, later HTTP/2), which copies what it keeps, and the chunk goes
+  back to the pool.  An idle connection holds no buffer at all.
+
+* Choosing the protocol.  The first bytes decide: the HTTP/2 client
+  preface means HTTP/2 (prior knowledge), anything else HTTP/1.x.  The
+  decision waits while the bytes so far are a prefix of the preface, so a
+  preface split across reads is recognised; the server picks the driver.
+
+* Sending.  Write buffer limits are (0, 0): the transport reports
+  ``pause_writing`` as soon as anything stays queued and ``resume_writing``
+  when its buffer is empty again.  Producers only produce while not paused,
+  so at most one write's leftover is queued per connection.  Chunks passed
+  to ``write()`` are recycled only once the transport no longer holds them:
+  Python >= 3.12 queues the caller's buffer instead of copying it, and a
+  chunk reused too early would corrupt what is still to be sent.  Bytes the
+  transport has finished with are ``written - get_write_buffer_size()``;
+  chunks that end before that point are released.
+
+* Timeouts.  Each connection has a deadline for its current state (reading
+  a request, writing a response, idle between requests); the server checks
+  deadlines once a second, as lighttpd does, instead of arming a timer per
+  event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Protocol
+
+from .chunk import Chunk
+
+if TYPE_CHECKING:
+    from .server import Server
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class Driver(Protocol):
+    """What a protocol implementation offers to its connection."""
+
+    def data_received(self, data: memoryview) -> None: ...
+    def eof_received(self) -> None: ...
+    def resume(self) -> None: ...
+    def graceful_close(self) -> None: ...
+    def timed_out(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Connection(asyncio.BufferedProtocol):
+    def __init__(self, server: Server, token: str, tls: bool = False) -> None:
+        self.server = server
+        self.token = token  # the listener, as $SERVER["socket"] compares it
+        self.tls = tls
+        self.transport: asyncio.Transport | None = None
+        self.driver: Driver | None = None
+        self.remote_addr = ""
+        self.remote_port = 0
+        self.local_addr = ""
+        self.local_port = 0
+        self._chunk: Chunk | None = None
+        self._first = bytearray()  # bytes seen before the protocol is known
+        self._flight: deque[tuple[Chunk, int]] = deque()  # (chunk, written mark at its end)
+        self._written = 0
+        self.paused = False
+        self.closed = False
+        self.sendfile_fd = -1  # the socket, for sendfile(2) on plain TCP
+        self.deadline = 0.0
+        self.timeout_reason = ""
+
+    # -- asyncio protocol ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=0, low=0)
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = peer[0], peer[1]
+        elif peer:
+            self.remote_addr = str(peer)
+        if isinstance(sock, tuple):
+            self.local_addr, self.local_port = sock[0], sock[1]
+        raw = transport.get_extra_info("socket")
+        if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if raw is not None and not self.tls:
+            self.sendfile_fd = raw.fileno()
+        rt = self.server.runtime
+        self.set_deadline(rt.config["server.max-read-idle"], "reading the first request")
+        self.server.connection_opened(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._chunk is None:
+            self._chunk = self.server.shared.pool.acquire()
+        return self._chunk.mem
+
+    def buffer_updated(self, nbytes: int) -> None:
+        chunk = self._chunk
+        assert chunk is not None
+        self._chunk = None
+        self.server.shared.stats.bytes_in += nbytes
+        try:
+            data = chunk.mem[:nbytes]
+            if self.driver is not None:
+                self.driver.data_received(data)
+            else:
+                self._choose_protocol(data)
+        finally:
+            self.server.shared.pool.release(chunk)
+
+    def eof_received(self) -> bool:
+        if self.driver is None:
+            self.close()
+            return False
+        self.driver.eof_received()
+        return True  # keep the write side open: answer after a half-close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.sendfile_fd = -1
+        if self.driver is not None:
+            self.driver.close()
+            self.driver = None
+        pool = self.server.shared.pool
+        if self._chunk is not None:
+            pool.release(self._chunk)
+            self._chunk = None
+        while self._flight:
+            pool.release(self._flight.popleft()[0])
+        self.server.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._reclaim()
+        self.touch_write()
+        if self.driver is not None and not self.closed:
+            self.driver.resume()
+
+    # -- protocol choice -----------------------------------------------------
+
+    def _choose_protocol(self, data: memoryview) -> None:
+        first = self._first
+        first += data
+        prefix = bytes(first[: len(PREFACE)])
+        if PREFACE.startswith(prefix) and len(prefix) < len(PREFACE):
+            return  # could still be the HTTP/2 preface
+        self.driver = driver = self.server.driver_for(self, prefix == PREFACE)
+        self._first = bytearray()
+        driver.data_received(memoryview(first))
+
+    # -- writing ---------------------------------------------------------------
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write bytes the caller will not reuse (the transport may keep them)."""
+        if self.closed or self.transport is None:
+            return
+        self._written += len(data)
+        self.server.shared.stats.bytes_out += len(data)
+        self.transport.write(data)
+
+    def count_out(self, n: int) -> None:
+        """Bytes sent past the transport (sendfile)."""
+        self.server.shared.stats.bytes_out += n
+        self.touch_write()
+
+    def write_chunk(self, chunk: Chunk) -> None:
+        """Write a chunk's data; the chunk returns to the pool once sent."""
+        if self.closed or self.transport is None:
+            self.server.shared.pool.release(chunk)
+            return
+        n = len(chunk)
+        self._written += n
+        self.server.shared.stats.bytes_out += n
+        self._flight.append((chunk, self._written))
+        self.transport.write(chunk.data())
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        """Release written chunks the transport no longer holds."""
+        if not self._flight or self.transport is None:
+            return
+        done = self._written - self.transport.get_write_buffer_size()
+        pool = self.server.shared.pool
+        flight = self._flight
+        while flight and flight[0][1] <= done:
+            pool.release(flight.popleft()[0])
+
+    @property
+    def write_buffered(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+    # -- state, timeouts ---------------------------------------------------------
+
+    def set_deadline(self, seconds: int, reason: str) -> None:
+        self.deadline = time.monotonic() + seconds if seconds else 0.0
+        self.timeout_reason = reason
+
+    def touch_write(self) -> None:
+        if self.timeout_reason.startswith("writing"):
+            rt = self.server.runtime
+            self.set_deadline(rt.config["server.max-write-idle"], self.timeout_reason)
+
+    def check_deadline(self, now: float) -> None:
+        if self.deadline and now > self.deadline and not self.closed:
+            if self.driver is not None:
+                self.driver.timed_out()
+            else:
+                self.abort()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed and self.transport.is_reading():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed and not self.transport.is_reading():
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close after what is queued has been sent."""
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.sendfile_fd = -1
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping what is queued."""
+        if self.transport is not None:
+            self.closed = True
+            self.sendfile_fd = -1
+            self.transport.abort()
