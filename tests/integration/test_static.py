@@ -220,3 +220,29 @@ def test_keep_alive_many_requests_on_one_connection(srv):
     replies = parse_replies(raw(srv.port, reqs))
     assert [r.status for r in replies] == [200] * 50
     assert replies[-1].header("Connection") is None
+
+
+def test_wrk_load_gets_only_200s(srv):
+    import shutil
+
+    if shutil.which("wrk") is None:
+        pytest.fail("wrk is not installed (.ci/run installs it)")
+    out = subprocess.run(["wrk", "-t1", "-c4", "-d2s", f"http://127.0.0.1:{srv.port}/index.html"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "Non-2xx" not in out and "Socket errors" not in out
+    assert int(out.split(" requests in")[0].split()[-1]) > 100
+
+
+def test_chroot(emberd, tmp_path):
+    import os
+
+    if os.getuid() != 0:
+        srv = emberd(f'server.chroot = "{tmp_path}"\n')
+        assert "not running as root" in srv.log()
+        return
+    jail = tmp_path / "jail"
+    (jail / "www").mkdir(parents=True)
+    (jail / "www" / "index.html").write_text("inside the jail\n")
+    srv = emberd(f'server.chroot = "{jail}"\nserver.document-root := "/www"\n')
+    assert get(srv.port, "/index.html").body == b"inside the jail\n"
+    assert os.readlink(f"/proc/{srv.pid}/root") == str(jail)
