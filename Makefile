@@ -68,4 +68,5 @@ clean:
 # Benchmarks are not tests: run them on a quiet machine and record the
 # figures (and this command) in docs/benchmarks.md.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m tests.bench.bench

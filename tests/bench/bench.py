@@ -1,13 +1,19 @@
-"""``make bench``: emberd against Debian's lighttpd and a bare asyncio + h11 loop.
+"""``make bench``: emberd against Debian's lighttpd, bare asyncio loops and hypercorn.
 
-Each server serves the same 4 KB file on loopback; wrk runs keep-alive
-HTTP/1.1 against each in turn, the servers alternating over several rounds
-so that a noisy machine affects all of them alike.  For every run the
-server's CPU time (utime + stime from /proc/PID/stat) is read before and
-after, giving CPU seconds per 10,000 requests -- the figure that matters on
-a device, where the CPU is slow and shared.  Medians are reported.
+Every server serves the same 4 KB file on loopback.  For each suite the
+servers take turns over several rounds, so that a noisy machine affects
+them alike; for every run the server's CPU time (utime + stime from
+/proc/PID/stat) is read before and after, giving CPU seconds per 10,000
+requests -- the figure that matters on a device, where the CPU is slow and
+shared.  Medians are reported.
 
-    python -m tests.bench.bench [--rounds 3] [--seconds 5] [--connections 8]
+Suites:
+  h1    wrk -t1 -c8 keep-alive HTTP/1.1
+  h2c   h2load -c16 -m8 -n 20000, HTTP/2 prior knowledge
+  h2seq 60,000 sequential GETs on one HTTP/2 connection: emberd's RSS after
+        the first 1,000 and at the end (the lighttpd bug #3084 curve)
+
+    python -m tests.bench.bench [--suites h1,h2c,h2seq] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EMBERD = str(Path(sys.executable).parent / "emberd")
 TICK = os.sysconf("SC_CLK_TCK")
+Proc = subprocess.Popen[bytes]
 
 
 def free_port() -> int:
@@ -38,11 +45,33 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    """utime + stime of ``pid`` and every process below it (hypercorn forks a worker)."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(p)  # ppid
+        times[p] = int(fields[11]) + int(fields[12])  # utime, stime
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total / TICK
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_port(port: int, proc: Proc, timeout: float = 20) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -56,8 +85,10 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> 
 
 
 @contextmanager
-def process(cmd: list[str], port: int, cwd: Path):  # type: ignore[no-untyped-def]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def process(cmd: list[str], port: int, cwd: Path,
+            env: dict[str, str] | None = None) -> Iterator[Proc]:
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env)
     try:
         wait_port(port, proc)
         yield proc
@@ -70,16 +101,15 @@ def process(cmd: list[str], port: int, cwd: Path):  # type: ignore[no-untyped-de
             proc.wait()
 
 
-def emberd(work: Path, docroot: Path, port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
+def emberd(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
     conf = work / "emberd.conf"
     conf.write_text(f'server.document-root = "{docroot}"\nserver.bind = "127.0.0.1"\n'
                     f'server.port = {port}\nserver.errorlog = "{work}/emberd.log"\n'
-                    "server.max-keep-alive-requests = 65535\n")
+                    "server.max-keep-alive-requests = 65535\nserver.max-connections = 64\n")
     return process([EMBERD, "-D", "-f", str(conf)], port, work)
 
 
-def lighttpd(work: Path, docroot: Path, port: int) -> AbstractContextManager[
-        subprocess.Popen[bytes]]:
+def lighttpd(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
     conf = work / "lighttpd.conf"
     conf.write_text(f'server.document-root = "{docroot}"\nserver.bind = "127.0.0.1"\n'
                     f'server.port = {port}\nserver.errorlog = "{work}/lighttpd.log"\n'
@@ -90,14 +120,21 @@ def lighttpd(work: Path, docroot: Path, port: int) -> AbstractContextManager[
     return process([exe, "-D", "-f", str(conf)], port, work)
 
 
-def bare_h11(work: Path, docroot: Path, port: int) -> AbstractContextManager[
-        subprocess.Popen[bytes]]:
-    return process([sys.executable, "-m", "tests.bench.bare_h11", str(docroot), str(port)],
-                   port, ROOT)
+def bare(module: str) -> Callable:  # type: ignore[type-arg]
+    def start(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+        return process([sys.executable, "-m", module, str(docroot), str(port)], port, ROOT)
+    return start
 
 
-SERVERS: dict[str, Callable[[Path, Path, int], AbstractContextManager[subprocess.Popen[bytes]]]]
-SERVERS = {"emberd": emberd, "lighttpd": lighttpd, "bare asyncio+h11": bare_h11}
+def hypercorn(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+    exe = str(Path(sys.executable).parent / "hypercorn")
+    env = {**os.environ, "BENCH_DOCROOT": str(docroot)}
+    return process([exe, "-b", f"127.0.0.1:{port}", "tests.bench.asgi_static:app"], port, ROOT,
+                   env)
+
+
+def have_hypercorn() -> bool:
+    return (Path(sys.executable).parent / "hypercorn").exists()
 
 
 def wrk(url: str, seconds: int, connections: int) -> int:
@@ -109,29 +146,43 @@ def wrk(url: str, seconds: int, connections: int) -> int:
     return int(m.group(1))
 
 
-def run(rounds: int, seconds: int, connections: int) -> dict[str, list[tuple[float, float]]]:
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in SERVERS}
+def h2load(url: str, clients: int, streams: int, n: int) -> int:
+    out = subprocess.run(["h2load", f"-c{clients}", f"-m{streams}", f"-n{n}", url],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
+    if m is None:
+        raise RuntimeError(f"unexpected h2load output:\n{out}")
+    return int(m.group(1))
+
+
+Result = dict[str, list[tuple[float, float]]]
+
+
+def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
+            load: Callable[[str], tuple[int, float]]) -> Result:
+    """load(url) -> (requests done, seconds taken); CPU is read around it."""
+    results: Result = {name: [] for name in servers}
     with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
         work = Path(tmp)
         docroot = work / "www"
         docroot.mkdir()
         (docroot / "4k.html").write_bytes(b"x" * 4096)
         for r in range(rounds):
-            for name, start in SERVERS.items():
+            for name, start in servers.items():
                 port = free_port()
                 with start(work, docroot, port) as proc:
                     url = f"http://127.0.0.1:{port}/4k.html"
-                    wrk(url, 1, connections)  # warm up
+                    load(url)  # warm up
                     before = cpu_seconds(proc.pid)
-                    n = wrk(url, seconds, connections)
+                    n, took = load(url)
                     cpu = cpu_seconds(proc.pid) - before
-                results[name].append((n / seconds, cpu / n * 10_000))
-                print(f"round {r + 1}: {name}: {n / seconds:,.0f} req/s, "
+                results[name].append((n / took, cpu / n * 10_000))
+                print(f"round {r + 1}: {name}: {n / took:,.0f} req/s, "
                       f"{cpu / n * 10_000:.3f} CPU-s per 10k", file=sys.stderr)
     return results
 
 
-def table(results: dict[str, list[tuple[float, float]]]) -> str:
+def table(results: Result) -> str:
     rows = ["| server | req/s (median) | CPU-s per 10k requests (median) | vs emberd CPU |",
             "|---|---|---|---|"]
     ours = statistics.median(c for _, c in results["emberd"])
@@ -142,19 +193,79 @@ def table(results: dict[str, list[tuple[float, float]]]) -> str:
     return "\n".join(rows)
 
 
+def suite_h1(rounds: int) -> str:
+    servers = {"emberd": emberd, "lighttpd": lighttpd,
+               "bare asyncio+h11": bare("tests.bench.bare_h11")}
+    if have_hypercorn():
+        servers["hypercorn"] = hypercorn
+
+    def load(url: str) -> tuple[int, float]:
+        return wrk(url, 5, 8), 5.0
+
+    return ("4 KB static GET, HTTP/1.1 keep-alive, `wrk -t1 -c8 -d5s`\n\n"
+            + table(measure(servers, rounds, load)))
+
+
+def suite_h2c(rounds: int) -> str:
+    servers = {"emberd": emberd, "lighttpd": lighttpd,
+               "bare asyncio+h2": bare("tests.bench.bare_h2")}
+    if have_hypercorn():
+        servers["hypercorn"] = hypercorn
+
+    def load(url: str) -> tuple[int, float]:
+        t0 = time.monotonic()
+        n = h2load(url, 16, 8, 20_000)
+        return n, time.monotonic() - t0
+
+    return ("4 KB static GET, HTTP/2 prior knowledge, `h2load -c16 -m8 -n 20000`\n\n"
+            + table(measure(servers, rounds, load)))
+
+
+def suite_h2seq(rounds: int) -> str:
+    """RSS after the first 1,000 and after 60,000 sequential requests on one connection."""
+    from tests.h2client import H2Client
+
+    rows = ["| round | RSS after 1,000 (kB) | RSS after 60,000 (kB) | growth (kB) |",
+            "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
+        work = Path(tmp)
+        docroot = work / "www"
+        docroot.mkdir()
+        (docroot / "4k.html").write_bytes(b"x" * 4096)
+        for r in range(rounds):
+            port = free_port()
+            with emberd(work, docroot, port) as proc:
+                client = H2Client(port)
+                at_1000 = 0
+                for i in range(60_000):
+                    sid = client.request("/4k.html")
+                    client.wait_ended(sid)
+                    del client.streams[sid]
+                    if i == 999:
+                        at_1000 = rss_kb(proc.pid)
+                end = rss_kb(proc.pid)
+                client.close()
+            rows.append(f"| {r + 1} | {at_1000} | {end} | {end - at_1000:+} |")
+            print(f"round {r + 1}: {at_1000} -> {end} kB", file=sys.stderr)
+    return "60,000 sequential 4 KB GETs on one HTTP/2 connection (h2 client in Python)\n\n" + \
+        "\n".join(rows)
+
+
+SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--suites", default="h1,h2c,h2seq")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=8)
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 1
-    results = run(args.rounds, args.seconds, args.connections)
-    print(f"\n4 KB static GET, HTTP/1.1 keep-alive, wrk -t1 -c{args.connections} "
-          f"-d{args.seconds}s, {args.rounds} alternating rounds\n")
-    print(table(results))
+    for tool in ("wrk", "h2load"):
+        if not shutil.which(tool):
+            print(f"{tool} is not installed (apt-get install wrk nghttp2-client)",
+                  file=sys.stderr)
+            return 1
+    for name in args.suites.split(","):
+        print(f"\n## {name}\n\n{SUITES[name](args.rounds if name != 'h2seq' else 1)}\n")
     return 0
 
 

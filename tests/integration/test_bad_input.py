@@ -37,6 +37,7 @@ H = b"Host: localhost\r\n"
         (b"GET /\x01 HTTP/1.1\r\n" + H + b"\r\n", 400, ""),
         (b"GET relative HTTP/1.1\r\n" + H + b"\r\n", 400, "not a path"),
         (b"GET / HTTP/1.x\r\n" + H + b"\r\n", 400, "malformed HTTP version"),
+        (b"GET / HTTP/11\r\n" + H + b"\r\n", 400, "malformed HTTP version"),
         (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505, "not supported"),
         (b"GET / HTTP/0.9\r\n" + H + b"\r\n", 505, "not supported"),
         (b"BREW /pot HTTP/1.1\r\n" + H + b"\r\n", 501, "unknown method BREW"),
@@ -49,7 +50,7 @@ H = b"Host: localhost\r\n"
         (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400, ""),
     ],
     ids=["garbage", "no-host", "bad-host", "bad-header", "nul", "bad-percent", "ctrl",
-         "relative", "bad-version", "http2-version", "http09", "unknown-method", "414", "431",
+         "relative", "bad-version", "bad-version2", "http2-version", "http09", "unknown-method", "414", "431",
          "413", "bad-length", "unknown-te", "bad-chunk"],
 )
 def test_bad_request(srv, request_bytes, status, logged):
@@ -62,6 +63,12 @@ def test_bad_request(srv, request_bytes, status, logged):
         while logged not in srv.log() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert logged in srv.log()
+    still_serving(srv)
+
+
+def test_not_http_at_all_is_closed_without_an_answer(srv):
+    assert raw(srv.port, b"INVALID CONNECTION PREFACE\r\n\r\n") == b""
+    assert "not an HTTP request line -> connection closed" in srv.log()
     still_serving(srv)
 
 

@@ -254,6 +254,35 @@ CORE: tuple[Directive, ...] = (
        "log how conditions are evaluated"),
     _d("debug.log-timeouts", BOOL, REQUEST, False, "log connections closed by a timeout"),
     _d("debug.log-state-handling", BOOL, REQUEST, False, "log connection state changes"),
+    # -- HTTP/2 -------------------------------------------------------------
+    _d("h2.max-concurrent-streams", INT, SERVER, 8,
+       "streams a client may have open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS)",
+       unit="streams", min=1, max=256),
+    _d("h2.initial-window-size", INT, SERVER, 65536,
+       "bytes a client may send on a stream before emberd acknowledges them "
+       "(SETTINGS_INITIAL_WINDOW_SIZE)", unit="bytes", min=1024, max=2**31 - 1),
+    _d("h2.connection-window-size", INT, SERVER, 262144,
+       "bytes a client may send on a connection before emberd acknowledges them "
+       "(raised with a WINDOW_UPDATE at the start)", unit="bytes", min=65535,
+       max=2**31 - 1),
+    _d("h2.max-header-list-size", INT, SERVER, 65535,
+       "decoded request header bytes announced as SETTINGS_MAX_HEADER_LIST_SIZE; "
+       "server.max-request-field-size still answers 431 beyond its own limit",
+       unit="bytes", min=1024, max=16 * MIB),
+    _d("h2.max-frame-size", INT, SERVER, 16384,
+       "largest frame payload emberd accepts (SETTINGS_MAX_FRAME_SIZE)", unit="bytes",
+       min=16384, max=16777215),
+    _d("h2.max-header-block-size", INT, SERVER, 65536,
+       "raw bytes of one HEADERS frame and its CONTINUATION frames; a larger block "
+       "ends the connection (lighttpd: 64 KiB; the h2 library alone would take 1 MiB)",
+       unit="bytes", min=4096, max=16 * MIB),
+    _d("h2.max-requests-per-connection", INT, SERVER, 0,
+       "streams after which emberd sends a graceful GOAWAY so the client reconnects "
+       "(0: no limit; server.max-keep-alive-requests applies to HTTP/1.x only)",
+       unit="requests"),
+    _d("h2.max-closed-streams", INT, SERVER, 100,
+       "closed streams the h2 library remembers per connection (to tell late frames "
+       "from protocol errors); it would keep 65536", unit="streams", min=8, max=65536),
     # -- emberd memory knobs ------------------------------------------------
     _d("emberd.maintenance-interval", INT, SERVER, 64,
        "period of the maintenance tick that releases free slabs, trims the request "

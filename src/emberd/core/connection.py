@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .server import Server
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# GOAWAY, stream 0, last stream 0, PROTOCOL_ERROR (RFC 9113 6.8), without importing h2
+GOAWAY_PROTOCOL_ERROR = bytes.fromhex("000008070000000000" "00000000" "00000001")
 
 
 class Driver(Protocol):
@@ -53,6 +55,7 @@ class Driver(Protocol):
     def eof_received(self) -> None: ...
     def resume(self) -> None: ...
     def graceful_close(self) -> None: ...
+    def reloaded(self) -> None: ...
     def timed_out(self) -> None: ...
     def close(self) -> None: ...
 
@@ -160,6 +163,14 @@ class Connection(asyncio.BufferedProtocol):
         prefix = bytes(first[: len(PREFACE)])
         if PREFACE.startswith(prefix) and len(prefix) < len(PREFACE):
             return  # could still be the HTTP/2 preface
+        if (prefix != PREFACE and prefix.startswith(PREFACE[:16])
+                and self.server.runtime.features["server.h2proto"]):
+            # an HTTP/2 client whose preface is broken: not an HTTP/1.1 request
+            self.server.runtime.log("http2", f"invalid connection preface from "
+                                    f"{self.remote_addr} -> GOAWAY PROTOCOL_ERROR")
+            self.write(GOAWAY_PROTOCOL_ERROR)
+            self.close()
+            return
         self.driver = driver = self.server.driver_for(self, prefix == PREFACE)
         self._first = bytearray()
         driver.data_received(memoryview(first))

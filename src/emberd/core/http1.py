@@ -54,6 +54,7 @@ class Http1:
             "sendfile", "linux-sendfile")
         self._close_after = False
         self._busy = False  # inside process(): no re-entry from callbacks
+        self._handed_over = False  # the connection switched to HTTP/2 (h2c)
         conn.server.shared.stats.connections_h1 += 1
 
     # -- input ------------------------------------------------------------
@@ -82,7 +83,7 @@ class Http1:
 
     def _process(self) -> None:
         conn = self.conn
-        while not conn.closed:
+        while not conn.closed and not self._handed_over:
             if self.resp is not None:  # answering: hold further requests
                 if self.parser.buffered > self.rt.max_head:
                     conn.pause_reading()
@@ -107,7 +108,7 @@ class Http1:
         self.rt = rt = conn.server.runtime  # a reload applies from the next request on
         self.requests += 1
         rt.stats.requests += 1
-        req = Request(head.method, head.target, head.version, head.headers)
+        req = rt.requests.acquire(head.method, head.target, head.version, head.headers)
         req.scheme = "https" if conn.tls else "http"
         req.remote_addr, req.remote_port = conn.remote_addr, conn.remote_port
         req.local_addr, req.local_port = conn.local_addr, conn.local_port
@@ -115,6 +116,8 @@ class Http1:
         req.keep_alive = head.keep_alive
         req.content_length = head.content_length
         self.req = req
+        if self._upgrade_h2c(head, req):
+            return
         self._read_deadline()
         early = pipeline.prepare(rt, req)
         if early is not None:
@@ -135,6 +138,36 @@ class Http1:
             upload_dirs=rt.upload_dirs, temp_file_size=rt.temp_file_size)
         if head.expect_continue and head.version == "1.1":
             conn.write(h1.CONTINUE)
+
+    def _upgrade_h2c(self, head: h1.RequestHead, req: Request) -> bool:
+        """``Upgrade: h2c`` (RFC 7540 3.2), when the server.h2c feature flag allows it."""
+        features = self.rt.features
+        if not (features["server.h2c"] and features["server.h2proto"]) or self.conn.tls:
+            return False
+        upgrade = req.header("upgrade")
+        settings = req.header("http2-settings")
+        tokens = {t.strip().lower() for t in (req.header("connection") or "").split(",")}
+        if (upgrade is None or "h2c" not in {t.strip().lower() for t in upgrade.split(",")}
+                or settings is None or not {"upgrade", "http2-settings"} <= tokens
+                or head.chunked or head.content_length or head.version != "1.1"):
+            return False  # ignored: the request is answered over HTTP/1.1
+        from .http2 import Http2  # h2 is imported when a client first asks for HTTP/2
+
+        # the upgrade headers are not passed on (lighttpd's h2c smuggling fix)
+        req.headers = [(k, v) for k, v in req.headers
+                       if k not in ("upgrade", "http2-settings", "connection")]
+        req.version, req.protocol = "2.0", "HTTP/2.0"
+        self.req = None
+        conn = self.conn
+        conn.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                   b"Upgrade: h2c\r\n\r\n")
+        rest = bytes(self.parser.buffer)
+        self.rt.stats.connections_h1 -= 1
+        conn.driver = driver = Http2(conn, req, settings.encode("latin-1"))
+        self._handed_over = True
+        if rest:
+            driver.data_received(memoryview(rest))
+        return True
 
     def _log_body_refused(self, req: Request, size: int, limit: int) -> None:
         self.rt.log("request", f"request body of {size} bytes is over server.max-request-size "
@@ -179,9 +212,13 @@ class Http1:
 
     def _reject(self, status: int, reason: str) -> None:
         conn = self.conn
+        if not status:
+            self.rt.log("request", f"{reason} -> connection closed (client {conn.remote_addr})")
+            conn.close()
+            return
         self.rt.log("request", f"{reason} -> {status} (client {conn.remote_addr})")
         if self.req is None:
-            self.req = Request("GET", "", "1.1", [])
+            self.req = self.rt.requests.acquire("GET", "", "1.1", [])
             self.req.remote_addr = conn.remote_addr
             self.req.conf = self.rt.config.values
             self.requests += 1
@@ -343,8 +380,10 @@ class Http1:
         self._drop_body()
         self.req = self.resp = None
         self._parts = deque()
+        keep = req.keep_alive
+        self.rt.requests.release(req)
         conn = self.conn
-        if not req.keep_alive:
+        if not keep:
             conn.close()
             return
         self._close_after = False
@@ -354,6 +393,9 @@ class Http1:
         self.process()
 
     # -- end ----------------------------------------------------------------
+
+    def reloaded(self) -> None:
+        """A new configuration: the next request on this connection uses it."""
 
     def graceful_close(self) -> None:
         """Shutting down: close now if idle, else after the current response."""
@@ -381,6 +423,9 @@ class Http1:
         if self.resp is not None:
             self.resp.close()
             self.resp = None
+        if self.req is not None:
+            self.rt.requests.release(self.req)
+            self.req = None
         self._parts = deque()
         self._drop_body()
         self.conn.server.shared.stats.connections_h1 -= 1

@@ -4,7 +4,8 @@ A Runtime is built for each loaded configuration: the plugin instances, the
 hooks they implement in module order, and the server-wide limits read once.
 A graceful restart builds a new Runtime; a request keeps the one it started
 with.  The parts that outlive configurations (the chunk pool, statistics,
-the stat cache, the error log) are shared through ``Shared``.
+the request pool, the stat cache, the error log) are shared through
+``Shared``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..config.settings import ServerConfig
 from ..modules import HOOKS, Plugin
 from .chunk import ChunkPool
 from .errorlog import ErrorLog
+from .reqpool import RequestPool
 from .statcache import StatCache
 from .stats import Stats
 
@@ -25,6 +27,7 @@ from .stats import Stats
 class Shared:
     stats: Stats
     pool: ChunkPool
+    requests: RequestPool
     statcache: StatCache
     errorlog: ErrorLog
 
@@ -35,6 +38,7 @@ class Runtime:
         self.shared = shared
         self.stats = shared.stats
         self.pool = shared.pool
+        self.requests = shared.requests
         self.statcache = shared.statcache
         self.log = shared.errorlog.write
         c = config.values

@@ -16,8 +16,9 @@ Theory of operation:
 * Every second: connection deadlines are checked (read, write and
   keep-alive idle times), the stat cache drops expired entries, modules
   get their tick.  Every ``emberd.maintenance-interval`` seconds (64 by
-  default, as lighttpd): free chunk slabs beyond the reserve are unmapped
-  and ``malloc_trim()`` gives free heap memory back.
+  default, as lighttpd): free chunk slabs beyond the reserve are unmapped,
+  the request pool is emptied and ``malloc_trim()`` gives free heap memory
+  back.
 * Signals, as lighttpd: SIGINT shuts down gracefully (requests in flight
   finish within the ``server.graceful-shutdown-timeout`` feature flag),
   SIGTERM at once; SIGUSR1 reloads the configuration (listeners that stay
@@ -47,6 +48,7 @@ from .connection import Connection, Driver
 from .errorlog import ErrorLog
 from .http1 import Http1
 from .listeners import Listener, ListenError, global_token, inherited_sockets, open_listeners
+from .reqpool import RequestPool
 from .runtime import Runtime, Shared
 from .statcache import StatCache
 from .stats import Stats
@@ -78,6 +80,7 @@ class Server:
             stats=stats,
             pool=ChunkPool(v["server.chunkqueue-chunk-sz"], v["emberd.chunk-slab-size"],
                            v["emberd.chunk-reserve"], stats),
+            requests=RequestPool(v["emberd.request-pool-size"], stats),
             statcache=StatCache(v["server.stat-cache-engine"] == "simple",
                                 v["emberd.stat-cache-max-entries"], stats),
             errorlog=errorlog,
@@ -157,6 +160,10 @@ class Server:
     # -- connections -------------------------------------------------------------
 
     def driver_for(self, conn: Connection, http2_preface: bool) -> Driver:
+        if http2_preface and self.runtime.features["server.h2proto"]:
+            from .http2 import Http2  # h2 is imported when a client first speaks HTTP/2
+
+            return Http2(conn)
         return Http1(conn)
 
     def connection_opened(self, conn: Connection) -> None:
@@ -253,6 +260,7 @@ class Server:
         s = self.shared.stats
         s.ticks += 1
         self.shared.pool.trim()
+        self.shared.requests.trim()
         for old in self._retired:
             old.close()
         self._retired.clear()
@@ -342,9 +350,14 @@ class Server:
             return
         old = self.runtime
         self.config = new
+        self.shared.requests.cap = self.shared.stats.request_pool_cap = \
+            new["emberd.request-pool-size"]
         self.runtime = Runtime(new, self.shared)
         self.shared.statcache.clear()
         self._retired.append(old)
+        for conn in list(self.connections):
+            if conn.driver is not None:
+                conn.driver.reloaded()
         self.log("server", f"configuration reloaded from {path}")
 
     def _switch_listeners(self, new: ServerConfig) -> None:

@@ -58,7 +58,7 @@ class BodyEnd:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """The request cannot be served; answer ``status`` and close the connection."""
+    """The request cannot be served; answer ``status`` (0: no answer) and close."""
 
     status: int
     reason: str
@@ -159,6 +159,10 @@ class H1Parser:
             return self._reject(414, "request target too long")
         version_b = bytes(parts[2])
         if version_b not in _VERSIONS:
+            if not version_b.startswith(b"HTTP/"):
+                # not HTTP/1.x at all (e.g. a broken HTTP/2 preface): no answer would
+                # be understood, so the connection is just closed
+                return self._reject(0, "not an HTTP request line")
             if _VERSION.match(version_b) is None:
                 return self._reject(400, "malformed HTTP version")
             return self._reject(505, f"HTTP version {version_b.decode()} not supported")

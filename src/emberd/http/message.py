@@ -135,11 +135,17 @@ class Request:
 
     def __init__(self, method: str, target: str, version: str,
                  headers: list[tuple[str, str]]) -> None:
+        self.physical = Physical()
+        self.reset(method, target, version, headers)
+
+    def reset(self, method: str, target: str, version: str,
+              headers: list[tuple[str, str]]) -> None:
+        """(Re)initialise every field, so that a pooled object carries nothing over."""
         self.method = method
         self.target = target  # as received (UTF-8 decoded with surrogateescape)
         self.version = version  # "1.0", "1.1" or "2.0"
         self.headers = headers  # lower-case names, values as received
-        self.protocol = "HTTP/" + version if version != "2.0" else "HTTP/2.0"
+        self.protocol = "HTTP/2.0" if version == "2.0" else "HTTP/" + version
         self.scheme = "http"
         self.authority = ""  # normalised host[:port]
         self.path = ""  # decoded, simplified
@@ -153,7 +159,8 @@ class Request:
         self.body: Body | None = None
         self.conf: dict[str, Any] = {}  # the settings that apply (set by prepare())
         self.match: Match | None = None  # which condition blocks applied
-        self.physical = Physical()
+        ph = self.physical
+        ph.doc_root = ph.rel_path = ph.path = ph.path_info = ""
         self.keep_alive = True
         self.start = time.time()
         self.env: dict[str, str] = {}  # extra environment for backends (setenv)
@@ -162,6 +169,15 @@ class Request:
         self.bytes_in = 0  # head and body received
         self.bytes_out = 0  # head and body sent
         self.response: Response | None = None
+
+    def clear(self) -> None:
+        """Drop references to what the request used (before it goes back to a pool)."""
+        self.headers = []
+        self.body = None
+        self.conf = {}
+        self.match = None
+        self.env = {}
+        self.response = None
 
     def header(self, name: str) -> str | None:
         """The value of a request header (``name`` in lower case); repeats are joined."""
