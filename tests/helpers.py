@@ -64,6 +64,16 @@ def parse_replies(data: bytes, head_only: set[int] | None = None) -> list[Reply]
     return out
 
 
+def wait_for(cond, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``cond()`` until it holds; AssertionError after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
 def raw(port: int, request: bytes, host: str = "127.0.0.1", half_close: bool = True,
         timeout: float = 20.0) -> bytes:
     """Send bytes, optionally half-close, read until the server closes."""

@@ -12,8 +12,11 @@ Suites:
   h2c   h2load -c16 -m8 -n 20000, HTTP/2 prior knowledge
   h2seq 60,000 sequential GETs on one HTTP/2 connection: emberd's RSS after
         the first 1,000 and at the end (the lighttpd bug #3084 curve)
+  fcgi  4 KB POSTs to a php-cgi echo script over h2c, one at a time and 16 at once:
+        emberd with and without keep-conn, and lighttpd; only the server's
+        own CPU counts (php-cgi's is the same work for all)
 
-    python -m tests.bench.bench [--suites h1,h2c,h2seq] [--rounds 3]
+    python -m tests.bench.bench [--suites h1,h2c,h2seq,fcgi] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and every process below it (hypercorn forks a worker)."""
+def cpu_seconds(pid: int, tree: bool = True) -> float:
+    """utime + stime of ``pid`` and (``tree``) every process below it (hypercorn forks a
+    worker)."""
     children: dict[int, list[int]] = {}
     times: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -60,7 +64,8 @@ def cpu_seconds(pid: int) -> float:
     while todo:
         p = todo.pop()
         total += times.get(p, 0)
-        todo.extend(children.get(p, []))
+        if tree:
+            todo.extend(children.get(p, []))
     return total / TICK
 
 
@@ -101,23 +106,44 @@ def process(cmd: list[str], port: int, cwd: Path,
             proc.wait()
 
 
-def emberd(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+def emberd(work: Path, docroot: Path, port: int, extra: str = ""):  # type: ignore[no-untyped-def]
     conf = work / "emberd.conf"
     conf.write_text(f'server.document-root = "{docroot}"\nserver.bind = "127.0.0.1"\n'
                     f'server.port = {port}\nserver.errorlog = "{work}/emberd.log"\n'
-                    "server.max-keep-alive-requests = 65535\nserver.max-connections = 64\n")
+                    "server.max-keep-alive-requests = 65535\nserver.max-connections = 64\n"
+                    + extra)
     return process([EMBERD, "-D", "-f", str(conf)], port, work)
 
 
-def lighttpd(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+def lighttpd(work: Path, docroot: Path, port: int,  # type: ignore[no-untyped-def]
+             extra: str = 'server.modules = ( "mod_staticfile" )\n'):
     conf = work / "lighttpd.conf"
     conf.write_text(f'server.document-root = "{docroot}"\nserver.bind = "127.0.0.1"\n'
                     f'server.port = {port}\nserver.errorlog = "{work}/lighttpd.log"\n'
-                    'server.modules = ( "mod_staticfile" )\n'
                     "server.max-keep-alive-requests = 65535\n"
-                    'mimetype.assign = ( ".html" => "text/html" )\n')
+                    'mimetype.assign = ( ".html" => "text/html" )\n' + extra)
     exe = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
     return process([exe, "-D", "-f", str(conf)], port, work)
+
+
+def php_fastcgi(work: Path, host_keys: str = "") -> str:
+    """Settings spawning php-cgi (one process) for .php, the same for both servers."""
+    return ('server.modules = ( "mod_fastcgi", "mod_staticfile" )\n'
+            "server.stream-request-body = 1\nserver.stream-response-body = 1\n"
+            'fastcgi.server = ( ".php" => ( "php" => ( "bin-path" => "/usr/bin/php-cgi", '
+            f'"socket" => "{work}/php-{free_port()}.sock", "max-procs" => 1{host_keys}'
+            ' ) ) )\n')
+
+
+def emberd_fcgi(keep_conn: bool) -> Callable:  # type: ignore[type-arg]
+    def start(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+        keep = "enable" if keep_conn else "disable"
+        return emberd(work, docroot, port, php_fastcgi(work, f', "keep-conn" => "{keep}"'))
+    return start
+
+
+def lighttpd_fcgi(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+    return lighttpd(work, docroot, port, php_fastcgi(work))
 
 
 def bare(module: str) -> Callable:  # type: ignore[type-arg]
@@ -146,8 +172,9 @@ def wrk(url: str, seconds: int, connections: int) -> int:
     return int(m.group(1))
 
 
-def h2load(url: str, clients: int, streams: int, n: int) -> int:
-    out = subprocess.run(["h2load", f"-c{clients}", f"-m{streams}", f"-n{n}", url],
+def h2load(url: str, clients: int, streams: int, n: int, data: str = "") -> int:
+    out = subprocess.run(["h2load", f"-c{clients}", f"-m{streams}", f"-n{n}",
+                          *(["-d", data] if data else []), url],
                          capture_output=True, text=True, check=True, timeout=600).stdout
     m = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out)
     if m is None:
@@ -159,23 +186,28 @@ Result = dict[str, list[tuple[float, float]]]
 
 
 def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
-            load: Callable[[str], tuple[int, float]]) -> Result:
-    """load(url) -> (requests done, seconds taken); CPU is read around it."""
+            load: Callable[[str], tuple[int, float]], path: str = "/4k.html",
+            own_cpu: bool = False) -> Result:
+    """load(url) -> (requests done, seconds taken); CPU is read around it (``own_cpu``:
+    the server process alone, not its children)."""
     results: Result = {name: [] for name in servers}
     with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
         work = Path(tmp)
         docroot = work / "www"
         docroot.mkdir()
         (docroot / "4k.html").write_bytes(b"x" * 4096)
+        (docroot / "echo.php").write_text(
+            "<?php header('Content-Type: application/octet-stream');\n"
+            "echo file_get_contents('php://input');\n")
         for r in range(rounds):
             for name, start in servers.items():
                 port = free_port()
                 with start(work, docroot, port) as proc:
-                    url = f"http://127.0.0.1:{port}/4k.html"
+                    url = f"http://127.0.0.1:{port}{path}"
                     load(url)  # warm up
-                    before = cpu_seconds(proc.pid)
+                    before = cpu_seconds(proc.pid, tree=not own_cpu)
                     n, took = load(url)
-                    cpu = cpu_seconds(proc.pid) - before
+                    cpu = cpu_seconds(proc.pid, tree=not own_cpu) - before
                 results[name].append((n / took, cpu / n * 10_000))
                 print(f"round {r + 1}: {name}: {n / took:,.0f} req/s, "
                       f"{cpu / n * 10_000:.3f} CPU-s per 10k", file=sys.stderr)
@@ -251,12 +283,32 @@ def suite_h2seq(rounds: int) -> str:
         "\n".join(rows)
 
 
-SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq}
+def suite_fcgi(rounds: int) -> str:
+    servers = {"emberd": emberd_fcgi(True), "emberd keep-conn disabled": emberd_fcgi(False),
+               "lighttpd": lighttpd_fcgi}
+    out = []
+    with tempfile.NamedTemporaryFile(prefix="emberd-bench-4k-") as f:
+        f.write(b"p" * 4096)
+        f.flush()
+        for clients, streams, n in ((1, 1, 3_000), (4, 4, 5_000)):
+            def load(url: str, c: int = clients, m: int = streams, k: int = n) -> tuple[int, float]:
+                t0 = time.monotonic()
+                done = h2load(url, c, m, k, f.name)
+                return done, time.monotonic() - t0
+
+            results = measure(servers, rounds, load, "/echo.php", own_cpu=True)
+            out.append(f"`h2load -c{clients} -m{streams} -n {n} -d 4k.bin`\n\n" + table(results))
+    return ("4 KB POST echoed by php-cgi (one process), HTTP/2 prior knowledge; CPU of the "
+            "server process only (one request at a time is the bug-#3084 workload)\n\n"
+            + "\n\n".join(out))
+
+
+SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq, "fcgi": suite_fcgi}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--suites", default="h1,h2c,h2seq")
+    ap.add_argument("--suites", default="h1,h2c,h2seq,fcgi")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     for tool in ("wrk", "h2load"):

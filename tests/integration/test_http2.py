@@ -22,7 +22,7 @@ from hyperframe.frame import (
 )
 
 from tests.h2client import PREFACE, H2Client
-from tests.helpers import get, parse_replies, raw
+from tests.helpers import get, parse_replies, raw, wait_for
 
 MODULES = 'server.modules = ( "mod_indexfile", "mod_access", "mod_staticfile" )\n' \
           'index-file.names = ( "index.html" )\n'
@@ -32,14 +32,6 @@ MODULES = 'server.modules = ( "mod_indexfile", "mod_access", "mod_staticfile" )\
 def srv(emberd):
     return emberd(MODULES)
 
-
-def wait_for(cond, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 # -- real clients -----------------------------------------------------------------

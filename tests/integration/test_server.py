@@ -12,16 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EMBERD, Emberd, get, parse_replies, raw
-
-
-def wait_for(cond, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from tests.helpers import EMBERD, Emberd, get, parse_replies, raw, wait_for
 
 
 def test_no_libssl_is_mapped(emberd):

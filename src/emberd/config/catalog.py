@@ -65,7 +65,7 @@ COMPONENTS: tuple[Component, ...] = (
     _no("mod_setenv", _LATER, "setenv."),
     _no("mod_expire", _LATER, "expire."),
     _no("mod_status", _LATER, "status."),
-    _no("mod_fastcgi", _LATER, "fastcgi."),
+    _m("mod_fastcgi", "fastcgi.", "emberd.backend-"),
     _no("mod_deflate", _LATER, "deflate.", "compress."),
     TLS,
     _no("mod_cgi", "run the program as a FastCGI backend (e.g. through fcgiwrap)", "cgi."),

@@ -58,6 +58,9 @@ def _section(title: str, directives: tuple[Directive, ...]) -> list[str]:
         if d.subkeys:
             out += ["", f"### `{d.key}` keys", ""]
             out += _table(d.subkeys)
+        if d.entry_keys:
+            out += ["", f"### `{d.key}` entry keys", ""]
+            out += _table(d.entry_keys)
     out.append("")
     return out
 

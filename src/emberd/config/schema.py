@@ -77,6 +77,9 @@ class Directive:
     subkeys: tuple[Directive, ...] = ()
     # a graceful restart (SIGUSR1) cannot apply a change of this directive
     restart: bool = False
+    # keys of each entry of a nested table (the hosts of fastcgi.server), for the docs;
+    # ``normalize`` checks them
+    entry_keys: tuple[Directive, ...] = ()
 
     def range_text(self) -> str:
         if self.choices:

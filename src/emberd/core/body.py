@@ -21,6 +21,7 @@ import itertools
 import os
 from collections.abc import Iterator, Sequence
 
+from ..http.message import FilePart, OpenFile, Part
 from .chunk import Chunk, ChunkPool
 from .stats import Stats
 
@@ -74,6 +75,8 @@ class Body:
         self.chunks: list[Chunk] = []
         self.files: list[TempFile] = []
         self.size = 0
+        self.start = 0  # bytes before this were taken by a consumer and let go (forget())
+        self.done = False  # the whole body has arrived
         self._dir = 0  # index of the upload dir in use
 
     @property
@@ -86,7 +89,7 @@ class Body:
             return
         if self.max_size and self.size + n > self.max_size:
             raise BodyError(413, f"request body larger than {self.max_size} bytes")
-        if not self.files and self.size + n <= self.memory_max:
+        if not self.files and self.size - self.start + n <= self.memory_max:
             self._to_memory(memoryview(data))
         else:
             if not self.files:
@@ -159,12 +162,60 @@ class Body:
             self.stats.temp_file_bytes += n
             data = data[n:]
 
+    def forget(self, upto: int) -> None:
+        """A consumer streaming the body on has taken its first ``upto`` bytes: let go of
+        the chunks and temp files that hold only bytes before that."""
+        while self.chunks and self.start + len(self.chunks[0]) <= upto:
+            c = self.chunks.pop(0)
+            self.start += len(c)
+            self.stats.body_bytes_in_memory -= len(c)
+            self.pool.release(c)
+        if self.chunks:
+            return
+        # a file still being written is kept: appends go on into it
+        while len(self.files) > 1 and self.start + self.files[0].size <= upto:
+            f = self.files.pop(0)
+            self.start += f.size
+            os.close(f.fd)
+            self.stats.temp_files -= 1
+            self.stats.temp_file_bytes -= f.size
+
     def segments(self) -> Iterator[memoryview | tuple[int, int]]:
         """The body in order: memoryviews of chunks, or (fd, size) of temp files."""
         for c in self.chunks:
             yield c.data()
         for f in self.files:
             yield (f.fd, f.size)
+
+    def as_parts(self) -> list[Part]:
+        """The body as response parts that stay valid after ``close()``."""
+        parts: list[Part] = []
+        for seg in self.segments():
+            if isinstance(seg, memoryview):
+                parts.append(bytes(seg))
+            elif seg[1]:
+                fd, size = seg
+                parts.append(FilePart(OpenFile(os.dup(fd), size), 0, size))
+        return parts
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes from ``offset`` (for a consumer that streams the body on)."""
+        out = bytearray()
+        pos = self.start
+        for seg in self.segments():
+            length = len(seg) if isinstance(seg, memoryview) else seg[1]
+            if offset < pos + length:
+                start = offset - pos
+                take = min(n - len(out), length - start)
+                if isinstance(seg, memoryview):
+                    out += seg[start : start + take]
+                else:
+                    out += os.pread(seg[0], take, start)
+                offset += take
+                if len(out) >= n:
+                    break
+            pos += length
+        return bytes(out)
 
     def read(self) -> bytes:
         """The whole body as bytes (for small bodies and tests)."""

@@ -48,6 +48,15 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 GOAWAY_PROTOCOL_ERROR = bytes.fromhex("000008070000000000" "00000000" "00000001")
 
 
+
+def set_reading(transport: asyncio.Transport | None, on: bool) -> None:
+    """Resume or pause reading a transport (asyncio refuses a pause of a paused one)."""
+    if transport is not None and transport.is_reading() != on:
+        if on:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+
 class Driver(Protocol):
     """What a protocol implementation offers to its connection."""
 
@@ -235,12 +244,12 @@ class Connection(asyncio.BufferedProtocol):
                 self.abort()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed and self.transport.is_reading():
-            self.transport.pause_reading()
+        if not self.closed:
+            set_reading(self.transport, False)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed and not self.transport.is_reading():
-            self.transport.resume_reading()
+        if not self.closed:
+            set_reading(self.transport, True)
 
     def close(self) -> None:
         """Close after what is queued has been sent."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..http import h1
 from ..http.dates import now as http_now
-from ..http.message import FilePart, Part, Request, Response
+from ..http.message import BODY_BACKLOG, Deferred, FilePart, Part, Request, Response
 from . import pipeline
 from .body import Body, BodyError
 from .runtime import Runtime
@@ -36,7 +36,43 @@ if TYPE_CHECKING:
 
 SENDFILE_SEGMENT = 512 * 1024  # bytes per sendfile(2) call (lighttpd's mmap window)
 SMALL_RESPONSE = 16 * 1024  # file bytes read into the head's write (lighttpd: < 16 KiB)
+STREAM_QUEUE = 64 * 1024  # backend bytes queued for a slow client before the backend waits
 _NO_LENGTH = frozenset((204, 304))
+
+
+def _frame(part: Part) -> list[Part]:
+    """A body part as chunked transfer coding (for parts a backend delivered whole)."""
+    if isinstance(part, bytes):
+        return [*h1.chunk_frame(part)] if part else []
+    return [f"{part.length:x}\r\n".encode("ascii"), part, b"\r\n"]
+
+
+class _Sink:
+    """What a backend's Deferred response talks to."""
+
+    __slots__ = ("_h1",)
+
+    def __init__(self, h1: Http1) -> None:
+        self._h1 = h1
+
+    @property
+    def paused(self) -> bool:
+        return self._h1.stream_paused()
+
+    def head(self, resp: Response) -> None:
+        self._h1.stream_head(resp)
+
+    def data(self, data: bytes) -> None:
+        self._h1.stream_data(data)
+
+    def end(self) -> None:
+        self._h1.stream_end()
+
+    def fail(self, status: int) -> None:
+        self._h1.stream_fail(status)
+
+    def want_body(self) -> None:
+        self._h1.stream_want_body()
 
 
 class Http1:
@@ -53,6 +89,12 @@ class Http1:
         self._use_sendfile = self.rt.config["server.network-backend"] in (
             "sendfile", "linux-sendfile")
         self._close_after = False
+        self._routed = False  # the current request went through route()
+        self._deferred: Deferred | None = None  # a backend producing the response
+        self._streaming = False  # more body will come from the backend
+        self._chunked = False  # the streamed body goes out chunked
+        self._finish_pending = False  # response out, request body still arriving
+        self._body_waits = False  # reading stopped until the backend takes the body
         self._busy = False  # inside process(): no re-entry from callbacks
         self._handed_over = False  # the connection switched to HTTP/2 (h2c)
         conn.server.shared.stats.connections_h1 += 1
@@ -84,7 +126,8 @@ class Http1:
     def _process(self) -> None:
         conn = self.conn
         while not conn.closed and not self._handed_over:
-            if self.resp is not None:  # answering: hold further requests
+            if self.req is not None and self.parser.request_done:
+                # answering: later pipelined requests wait, in a bounded buffer
                 if self.parser.buffered > self.rt.max_head:
                     conn.pause_reading()
                 return
@@ -94,7 +137,7 @@ class Http1:
             elif isinstance(ev, h1.BodyData):
                 self._body_data(ev.data)
             elif isinstance(ev, h1.BodyEnd):
-                self._dispatch()
+                self._body_end()
             elif isinstance(ev, h1.Rejected):
                 self._reject(ev.status, ev.reason)
             elif isinstance(ev, h1.Closed):
@@ -138,6 +181,8 @@ class Http1:
             upload_dirs=rt.upload_dirs, temp_file_size=rt.temp_file_size)
         if head.expect_continue and head.version == "1.1":
             conn.write(h1.CONTINUE)
+        if conf["server.stream-request-body"]:
+            self._route()  # a backend gets the body as it arrives
 
     def _upgrade_h2c(self, head: h1.RequestHead, req: Request) -> bool:
         """``Upgrade: h2c`` (RFC 7540 3.2), when the server.h2c feature flag allows it."""
@@ -185,7 +230,22 @@ class Http1:
             self.rt.log("request", f"{exc} -> {exc.status}: {req.method} {req.target}")
             self._drop_body()
             self._close_after = True
-            self._respond(pipeline.error(exc.status))
+            if self.resp is None:
+                self._abort_deferred()
+                self._respond(pipeline.error(exc.status))
+            return
+        deferred = self._deferred
+        if deferred is not None:
+            deferred.more_body()
+            if (self.req is not None and self.req.conf["server.stream-request-body"] == 2
+                    and deferred.body_backlog() > BODY_BACKLOG):
+                self._body_waits = True
+                self.conn.pause_reading()
+
+    def stream_want_body(self) -> None:
+        if self._body_waits:
+            self._body_waits = False
+            self.conn.resume_reading()
 
     def _drop_body(self) -> None:
         if self.body is not None:
@@ -194,21 +254,97 @@ class Http1:
             if self.req is not None:
                 self.req.body = None
 
-    def _dispatch(self) -> None:
+    def _body_end(self) -> None:
+        if self.body is not None:
+            self.body.done = True
+        if not self._routed:
+            self._route()
+        elif self._deferred is not None:
+            self._deferred.more_body()
+        if self._finish_pending:
+            self._finish_pending = False
+            self._response_done()
+
+    def _route(self) -> None:
         req = self.req
         if req is None or self.resp is not None:
-            return  # the response was decided before the body ended
+            return  # answered before the body ended (an error)
+        self._routed = True
         rt = self.rt
         try:
             resp = pipeline.route(rt, req)
-            resp = pipeline.finish(rt, req, resp)
         except Exception as exc:  # a bug in a module must not kill the connection loop
             import traceback
 
             rt.log("pipeline", f"{req.method} {req.target}: {exc!r}\n"
                    + "".join(traceback.format_exc()))
-            resp = pipeline.finish(rt, req, pipeline.error(500))
-        self._send(req, resp)
+            resp = pipeline.error(500)
+        if isinstance(resp, Deferred):
+            self._deferred = resp
+            resp.start(_Sink(self))
+            return
+        if self.body is not None and not self.body.done:
+            self._drop_body()  # nothing reads it: what is still to come is dropped
+        self._send(req, pipeline.finish(rt, req, resp))
+
+    def _abort_deferred(self) -> None:
+        if self._deferred is not None:
+            self._deferred.abort()
+            self._deferred = None
+        self._streaming = False
+
+    # -- a backend's response (Deferred) ----------------------------------------
+
+    def stream_head(self, resp: Response) -> None:
+        req = self.req
+        if req is None or self.resp is not None:
+            return
+        rt = self.rt
+        resp = pipeline.finish(rt, req, resp, backend=True)
+        if resp.status >= 400 and req.conf["server.error-intercept"]:
+            self._abort_deferred()  # the error document replaces the backend's body
+            self._send(req, resp)
+            return
+        length = resp.header("content-length")
+        self._streaming = True
+        if length is None and req.method != "HEAD" and resp.status not in _NO_LENGTH:
+            if req.version == "1.1" and req.conf["server.protocol-http11"]:
+                self._chunked = True
+                resp.headers.append(("Transfer-Encoding", "chunked"))
+                resp.parts = [p for part in resp.parts for p in _frame(part)]
+            else:
+                self._close_after = True  # the end of the body is the end of the connection
+        self._send(req, resp, framed=True)
+
+    def stream_data(self, data: bytes) -> None:
+        req = self.req
+        if req is None or self.resp is None or req.method == "HEAD" or \
+                self.resp.status in _NO_LENGTH:
+            return
+        self._parts.extend(h1.chunk_frame(data) if self._chunked else (data,))
+        self._pump()
+
+    def stream_end(self) -> None:
+        if self.resp is None:
+            return
+        self._deferred = None
+        if self._chunked:
+            self._parts.append(h1.LAST_CHUNK)
+            self._chunked = False
+        self._streaming = False
+        self._pump()
+
+    def stream_fail(self, status: int) -> None:
+        self._deferred = None
+        self._streaming = False
+        if self.resp is None:
+            self._respond(pipeline.error(status))
+            return
+        self.rt.log("response", "backend failed after its response started; closing")
+        self.conn.abort()
+
+    def stream_paused(self) -> bool:
+        return self.conn.paused or sum(len(p) for p in self._parts) > STREAM_QUEUE
 
     def _reject(self, status: int, reason: str) -> None:
         conn = self.conn
@@ -224,6 +360,10 @@ class Http1:
             self.requests += 1
         self._close_after = True
         self._drop_body()
+        self._abort_deferred()
+        if self.resp is not None:  # a backend's response is under way: it cannot be replaced
+            conn.close()
+            return
         self._respond(pipeline.error(status))
 
     def _respond(self, resp: Response) -> None:
@@ -242,7 +382,8 @@ class Http1:
         limit: int = conf["server.max-keep-alive-requests"]
         return limit > 0 and self.requests < limit and conf["server.max-keep-alive-idle"] > 0
 
-    def _send(self, req: Request, resp: Response) -> None:
+    def _send(self, req: Request, resp: Response, framed: bool = False) -> None:
+        """Write the head and start the body; ``framed``: the headers say how it ends."""
         conn = self.conn
         self.resp = resp
         req.keep_alive = keep = self._keep_alive(req)
@@ -251,7 +392,8 @@ class Http1:
         status = resp.status
         tag = conf["server.tag"]
         extra = "".join((
-            f"Content-Length: {resp.body_length()}\r\n" if status not in _NO_LENGTH else "",
+            f"Content-Length: {resp.body_length()}\r\n"
+            if status not in _NO_LENGTH and not framed else "",
             f"Date: {http_now()}\r\n",
             f"Server: {tag}\r\n" if tag else "",
             "" if keep and version == "1.1" else
@@ -297,6 +439,8 @@ class Http1:
 
     def resume(self) -> None:
         self._pump()
+        if self._deferred is not None and not self.conn.closed:
+            self._deferred.resume()
 
     def _pump(self) -> None:
         conn = self.conn
@@ -309,7 +453,7 @@ class Http1:
                 parts.popleft()
             elif not (self._sendfile(part) or self._read_into_chunk(part)):
                 return
-        if not parts and not conn.paused and not conn.closed:
+        if not parts and not conn.paused and not conn.closed and not self._streaming:
             self._response_done()
 
     def _sendfile(self, part: FilePart) -> bool:
@@ -373,6 +517,9 @@ class Http1:
     def _response_done(self) -> None:
         req, resp = self.req, self.resp
         assert req is not None and resp is not None
+        if not self.parser.request_done and req.keep_alive:
+            self._finish_pending = True  # the rest of the request body is still coming
+            return
         req.bytes_out += self._sent
         for hook in self.rt.hooks["request_done"]:
             hook(req, resp, self._sent)
@@ -380,6 +527,8 @@ class Http1:
         self._drop_body()
         self.req = self.resp = None
         self._parts = deque()
+        self._routed = False
+        self._abort_deferred()
         keep = req.keep_alive
         self.rt.requests.release(req)
         conn = self.conn
@@ -420,6 +569,7 @@ class Http1:
         conn.abort()
 
     def close(self) -> None:
+        self._abort_deferred()
         if self.resp is not None:
             self.resp.close()
             self.resp = None

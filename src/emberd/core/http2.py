@@ -38,7 +38,7 @@ from h2.errors import ErrorCodes
 
 from ..http.dates import now as http_now
 from ..http.h2 import Abuse, H2Session, Limits
-from ..http.message import Part, Request, Response
+from ..http.message import BODY_BACKLOG, Deferred, Part, Request, Response
 from . import pipeline
 from .body import Body, BodyError
 from .runtime import Runtime
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 OUTPUT_BOUND = 64 * 1024  # output waiting for the socket above which reading stops
+STREAM_QUEUE = 64 * 1024  # backend bytes queued on a stream before the backend waits
 _NO_LENGTH = frozenset((204, 304))
 # headers HTTP/2 forbids (RFC 9113 8.2.2)
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transfer-encoding",
@@ -54,7 +55,8 @@ _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "transf
 
 
 class Stream:
-    __slots__ = ("body", "complete", "discard", "id", "offset", "parts", "req", "resp", "sent")
+    __slots__ = ("body", "complete", "deferred", "discard", "id", "offset", "parts", "req",
+                 "resp", "routed", "sent", "streaming", "unacked")
 
     def __init__(self, sid: int, req: Request) -> None:
         self.id = sid
@@ -66,6 +68,42 @@ class Stream:
         self.sent = 0
         self.complete = False  # the request (head and body) has arrived
         self.discard = False  # request body bytes are acknowledged and dropped
+        self.routed = False
+        self.deferred: Deferred | None = None  # a backend producing the response
+        self.streaming = False  # more body will come from the backend
+        self.unacked = 0  # request body bytes whose window is held back for the backend
+
+    def queued(self) -> int:
+        return sum(len(p) for p in self.parts) - self.offset
+
+
+class _Sink:
+    """What a backend's Deferred response on a stream talks to."""
+
+    __slots__ = ("_h2", "_st")
+
+    def __init__(self, h2: Http2, st: Stream) -> None:
+        self._h2 = h2
+        self._st = st
+
+    @property
+    def paused(self) -> bool:
+        return self._h2.stream_paused(self._st)
+
+    def head(self, resp: Response) -> None:
+        self._h2.stream_head(self._st, resp)
+
+    def data(self, data: bytes) -> None:
+        self._h2.stream_data(self._st, data)
+
+    def end(self) -> None:
+        self._h2.stream_end(self._st)
+
+    def fail(self, status: int) -> None:
+        self._h2.stream_fail(self._st, status)
+
+    def want_body(self) -> None:
+        self._h2.stream_want_body(self._st)
 
 
 class Http2:
@@ -127,8 +165,12 @@ class Http2:
             st = self.streams.get(ev.stream_id or 0)
             if st is not None and not st.complete:
                 st.complete = True
-                if st.resp is None and not st.discard:
+                if st.body is not None:
+                    st.body.done = True
+                if not st.routed and not st.discard:
                     self._dispatch(st)
+                elif st.deferred is not None:
+                    st.deferred.more_body()
         elif isinstance(ev, h2.events.StreamReset):
             st = self.streams.get(ev.stream_id or 0)
             if st is not None:
@@ -225,9 +267,13 @@ class Http2:
                    f"server.max-request-size ({limit // 1024} KiB) -> 413: {req.target}")
             self._early(st, 413)
             return
+        if length is not None and length.isdigit():
+            req.content_length = int(length)
         st.body = req.body = Body(rt.pool, rt.stats, memory_max=conf["emberd.body-memory-max"],
                                   max_size=limit, upload_dirs=rt.upload_dirs,
                                   temp_file_size=rt.temp_file_size)
+        if conf["server.stream-request-body"]:
+            self._dispatch(st)  # a backend gets the body as it arrives
 
     def _data(self, ev: h2.events.DataReceived) -> None:
         sid = ev.stream_id or 0
@@ -240,8 +286,18 @@ class Http2:
                 self.rt.log("request", f"{exc} -> {exc.status}: {st.req.target}")
                 self._close_body(st)
                 st.discard = True
-                self._respond(st, pipeline.finish(self.rt, st.req,
-                                                  pipeline.error(exc.status)))
+                if st.resp is None:
+                    self._abort_deferred(st)
+                    self._respond(st, pipeline.finish(self.rt, st.req,
+                                                      pipeline.error(exc.status)))
+            else:
+                deferred = st.deferred
+                if deferred is not None:
+                    deferred.more_body()
+                    if (length and st.req.conf["server.stream-request-body"] == 2
+                            and deferred.body_backlog() > BODY_BACKLOG):
+                        st.unacked += length  # the client waits for the backend
+                        return
         if length:
             # stored (or discarded): hand the window back
             self.sess.conn.acknowledge_received_data(length, sid)
@@ -251,18 +307,89 @@ class Http2:
     def _dispatch(self, st: Stream) -> None:
         rt = self.rt
         req = st.req
+        st.routed = True
         try:
-            resp = pipeline.prepare(rt, req) or pipeline.route(rt, req)
-            resp = pipeline.finish(rt, req, resp)
+            resp = (pipeline.prepare(rt, req) if not req.conf else None) \
+                or pipeline.route(rt, req)
         except Exception as exc:  # a bug in a module must not kill the connection
             import traceback
 
             rt.log("pipeline", f"{req.method} {req.target}: {exc!r}\n"
                    + traceback.format_exc())
-            resp = pipeline.finish(rt, req, pipeline.error(500))
-        self._respond(st, resp)
+            resp = pipeline.error(500)
+        if isinstance(resp, Deferred):
+            st.deferred = resp
+            resp.start(_Sink(self, st))
+            return
+        if st.body is not None and not st.complete:
+            self._close_body(st)  # nothing reads it: acknowledge and drop the rest
+            st.discard = True
+        self._respond(st, pipeline.finish(rt, req, resp))
 
-    def _respond(self, st: Stream, resp: Response) -> None:
+    # -- a backend's response (Deferred) ----------------------------------------------
+
+    def stream_head(self, st: Stream, resp: Response) -> None:
+        if st.id not in self.streams or st.resp is not None:
+            return
+        req = st.req
+        resp = pipeline.finish(self.rt, req, resp, backend=True)
+        if resp.status >= 400 and req.conf["server.error-intercept"]:
+            self._abort_deferred(st)
+        else:
+            st.streaming = True
+        self._respond(st, resp, framed=st.streaming)
+        self._after_input()
+
+    def stream_data(self, st: Stream, data: bytes) -> None:
+        if st.id not in self.streams or st.resp is None or not data:
+            return
+        if st.req.method == "HEAD" or st.resp.status in _NO_LENGTH:
+            return
+        st.parts.append(data)
+        if st.id not in self.ready and st.id not in self.blocked:
+            self.ready.append(st.id)
+        self._after_input()
+
+    def stream_end(self, st: Stream) -> None:
+        st.deferred = None
+        if st.id not in self.streams:
+            return
+        st.streaming = False
+        if not st.parts:
+            self.sess.conn.send_data(st.id, b"", end_stream=True)
+            self._finished(st)
+        self._after_input()
+
+    def stream_fail(self, st: Stream, status: int) -> None:
+        st.deferred = None
+        st.streaming = False
+        if st.id not in self.streams:
+            return
+        if st.resp is None:
+            self._respond(st, pipeline.finish(self.rt, st.req, pipeline.error(status)))
+        else:
+            self.rt.log("http2", "backend failed after its response started; resetting "
+                        f"stream {st.id}")
+            self._reset(st, ErrorCodes.INTERNAL_ERROR)
+        self._after_input()
+
+    def stream_want_body(self, st: Stream) -> None:
+        if st.unacked and st.id in self.streams:
+            self.sess.conn.acknowledge_received_data(st.unacked, st.id)
+            st.unacked = 0
+            self._after_input()
+
+    def stream_paused(self, st: Stream) -> bool:
+        return (self.conn.paused or st.queued() > STREAM_QUEUE or st.id in self.blocked)
+
+    def _abort_deferred(self, st: Stream) -> None:
+        if st.deferred is not None:
+            st.deferred.abort()
+            st.deferred = None
+        st.streaming = False
+
+    def _respond(self, st: Stream, resp: Response, framed: bool = False) -> None:
+        """HEADERS, then the body parts; ``framed``: a backend streams the body, length unknown."""
         st.resp = resp
         req = st.req
         status = resp.status
@@ -271,7 +398,7 @@ class Http2:
             low = k.lower()
             if low not in _HOP_BY_HOP:
                 headers.append((low.encode("latin-1"), v.encode("latin-1", "replace")))
-        if status not in _NO_LENGTH:
+        if status not in _NO_LENGTH and not framed:
             headers.append((b"content-length", str(resp.body_length()).encode()))
         headers.append((b"date", http_now().encode()))
         tag = req.conf["server.tag"] if req.conf else self.rt.config["server.tag"]
@@ -281,8 +408,10 @@ class Http2:
         if req.method == "HEAD" or status in _NO_LENGTH:
             resp.close()
         h2conn = self.sess.conn
+        if req.method == "HEAD" or status in _NO_LENGTH:
+            self._abort_deferred(st)  # no body will be sent: let the backend go
         try:
-            h2conn.send_headers(st.id, headers, end_stream=not resp.parts)
+            h2conn.send_headers(st.id, headers, end_stream=not resp.parts and not st.streaming)
         except h2.exceptions.ProtocolError as exc:
             self.rt.log("http2", f"cannot send response headers: {exc}")
             self._drop(st)
@@ -290,7 +419,7 @@ class Http2:
         if resp.parts:
             st.parts = deque(resp.parts)
             self.ready.append(st.id)
-        else:
+        elif not st.streaming:
             self._finished(st)
 
     def resume(self) -> None:
@@ -299,6 +428,9 @@ class Http2:
             self.conn.resume_reading()
         self._pump()
         self._flush()
+        for st in list(self.streams.values()):
+            if st.deferred is not None and not self.stream_paused(st):
+                st.deferred.resume()
 
     def _pump(self) -> None:
         """Round robin over streams with data: one frame each per pass."""
@@ -310,6 +442,8 @@ class Http2:
                 sid = self.ready.popleft()
                 st = self.streams.get(sid)
                 if st is None or not st.parts:
+                    if st is not None and st.deferred is not None:
+                        st.deferred.resume()
                     continue
                 window = h2conn.local_flow_control_window(sid)
                 if window <= 0:
@@ -342,13 +476,15 @@ class Http2:
         if last_of_part:
             st.parts.popleft()
             st.offset = 0
-        end = not st.parts
+        end = not st.parts and not st.streaming
         self.sess.conn.send_data(st.id, data, end_stream=end)
         st.sent += len(data)
         if end:
             self._finished(st)
-        else:
+        elif st.parts:
             self.ready.append(st.id)
+        elif st.deferred is not None:
+            st.deferred.resume()  # all sent: the backend may deliver more
 
     def _finished(self, st: Stream) -> None:
         """The whole response is in h2's output: log it, free the stream."""
@@ -379,6 +515,10 @@ class Http2:
     def _drop(self, st: Stream) -> None:
         if self.streams.pop(st.id, None) is None:
             return
+        self._abort_deferred(st)
+        if st.unacked:  # the connection's window must not shrink with the stream
+            self.sess.conn.acknowledge_received_data(st.unacked, st.id)
+            st.unacked = 0
         self.blocked.discard(st.id)
         if st.resp is not None:
             st.resp.close()

@@ -5,14 +5,16 @@ Theory of operation (lighttpd's ``http_response_prepare()``):
 1. ``prepare``: the target is decoded and simplified, the host checked, and
    the settings that apply to this request are worked out from the
    conditions (``$HTTP["url"]`` sees the clean path).
-2. ``uri_raw`` and ``uri_clean`` hooks (redirects, rewrites, access rules).
+2. ``uri_raw`` and ``uri_clean`` hooks (redirects, rewrites, access rules);
+   a module may claim the request here by setting ``req.handler``
+   (a FastCGI prefix with ``check-local`` disabled).
 3. The path is mapped under ``server.document-root``; ``physical`` hooks
    (aliases) may change where it points.
 4. The physical path is checked: a directory without its trailing slash is
    redirected (301), a missing file is a 404 -- unless a file is found
    further up the path, whose remainder then becomes PATH_INFO.
-5. ``subrequest`` hooks produce the response (index files, static files,
-   backends).  If none does: OPTIONS gets the allowed methods, methods
+5. ``req.handler``, or else the ``subrequest`` hooks, produce the response
+   (index files, static files, backends).  If none does: OPTIONS gets the allowed methods, methods
    lighttpd does not serve files for get 501, the rest 403.
 6. ``finish``: error documents for 4xx/5xx (``server.errorfile-prefix``,
    ``server.error-handler``), ``response_start`` hooks, bodies removed
@@ -152,10 +154,12 @@ def route(rt: Runtime, req: Request) -> Response:
     ph.doc_root = conf["server.document-root"]
     ph.rel_path = req.path.lower() if conf["server.force-lowercase-filenames"] else req.path
     ph.path = ph.doc_root.rstrip("/") + ph.rel_path
-    resp = _run(hooks["physical"], req) or _physical_check(rt, req)
+    resp = _run(hooks["physical"], req)
     if resp is not None:
         return resp
-    resp = _run(hooks["subrequest"], req)
+    if req.handler is not None:  # claimed by its URL: the file system is not consulted
+        return req.handler(req)
+    resp = _physical_check(rt, req) or _run(hooks["subrequest"], req)
     if resp is not None:
         return resp
     if req.method == "OPTIONS":
@@ -205,14 +209,21 @@ def _error_handler(rt: Runtime, req: Request, resp: Response) -> Response | None
     return inner
 
 
-def finish(rt: Runtime, req: Request, resp: Response) -> Response:
-    """Step 6: error documents, response_start hooks, bodies that must be empty."""
+def finish(rt: Runtime, req: Request, resp: Response, backend: bool = False) -> Response:
+    """Step 6: error documents, response_start hooks, bodies that must be empty.
+
+    A ``backend`` response keeps its own body for errors unless
+    ``server.error-intercept`` is set (lighttpd's rule).
+    """
     status = resp.status
     if status in _NO_BODY:
         resp.close()
         if status != 304:
             resp.remove_header("Content-Length")
-    elif status >= 400 and not resp.parts:
+    elif status >= 400 and (req.conf["server.error-intercept"] if backend
+                            else not resp.parts):
+        resp.close()
+        resp.remove_header("Content-Length")
         handled = _error_handler(rt, req, resp)
         if handled is not None:
             resp = handled

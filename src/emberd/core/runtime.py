@@ -18,6 +18,7 @@ from ..config.settings import ServerConfig
 from ..modules import HOOKS, Plugin
 from .chunk import ChunkPool
 from .errorlog import ErrorLog
+from .gateway import Registry
 from .reqpool import RequestPool
 from .statcache import StatCache
 from .stats import Stats
@@ -30,6 +31,7 @@ class Shared:
     requests: RequestPool
     statcache: StatCache
     errorlog: ErrorLog
+    backends: Registry
 
 
 class Runtime:

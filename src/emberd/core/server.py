@@ -46,6 +46,7 @@ from . import memory
 from .chunk import ChunkPool
 from .connection import Connection, Driver
 from .errorlog import ErrorLog
+from .gateway import Registry
 from .http1 import Http1
 from .listeners import Listener, ListenError, global_token, inherited_sockets, open_listeners
 from .reqpool import RequestPool
@@ -84,6 +85,7 @@ class Server:
             statcache=StatCache(v["server.stat-cache-engine"] == "simple",
                                 v["emberd.stat-cache-max-entries"], stats),
             errorlog=errorlog,
+            backends=Registry(),
         )
         self.runtime = Runtime(config, self.shared)
         self.log = errorlog.write
@@ -244,6 +246,7 @@ class Server:
         for conn in list(self.connections):
             conn.check_deadline(now)
         self.shared.statcache.cleanup()
+        self.shared.backends.tick()
         for hook in self.runtime.hooks["tick"]:
             hook()
         if now >= self._next_maintenance:
@@ -353,6 +356,8 @@ class Server:
         self.shared.requests.cap = self.shared.stats.request_pool_cap = \
             new["emberd.request-pool-size"]
         self.runtime = Runtime(new, self.shared)
+        for hook in self.runtime.hooks["start"]:
+            hook()
         self.shared.statcache.clear()
         self._retired.append(old)
         for conn in list(self.connections):
@@ -408,6 +413,8 @@ class Server:
         now = time.monotonic()
         self._next_maintenance = now + self.config["emberd.maintenance-interval"]
         self._next_memory_log = now
+        for hook in self.runtime.hooks["start"]:
+            hook()
         self._start_accepting()
         loop.call_at(loop.time() + 1.0, self._second)
         memory.trim(self.config["emberd.malloc-top-pad"])  # drop start-up garbage
@@ -418,6 +425,7 @@ class Server:
         self.runtime.close()
         for old in self._retired:
             old.close()
+        self.shared.backends.stop_all()
         self.shared.pool.close()
         path = self.config["server.pid-file"]
         if path:

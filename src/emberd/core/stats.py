@@ -43,6 +43,12 @@ class Stats:
     responses_by_class: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
     bytes_out: int = 0
+    # FastCGI backends
+    backend_requests: int = 0
+    backend_active: int = 0  # requests a backend is working on now
+    backend_connects: int = 0  # connections opened
+    backend_reused: int = 0  # requests sent on a kept connection (keep-conn)
+    backend_failures: int = 0  # requests answered 5xx because of the backend
     # caches
     stat_cache_entries: int = 0
     # maintenance

@@ -98,6 +98,11 @@ class H1Parser:
         return len(self.buffer)
 
     @property
+    def request_done(self) -> bool:
+        """The current request has been read completely (or refused)."""
+        return self._state in (_DONE, _FAILED)
+
+    @property
     def idle(self) -> bool:
         """Waiting for a new request with nothing of it received yet."""
         return self._state == _HEAD and not self.buffer.strip(b"\r\n")
@@ -268,7 +273,7 @@ def response_head(version: str, status: int, headers: list[tuple[str, str]],
     return "".join(lines).encode("latin-1", "replace")
 
 
-def chunk_frame(data: bytes | memoryview) -> list[bytes | memoryview]:
+def chunk_frame(data: bytes) -> list[bytes]:
     """Pieces of one chunk of a chunked body (RFC 9112 7.1)."""
     return [f"{len(data):x}\r\n".encode("ascii"), data, b"\r\n"]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config.conditions import Field
 
@@ -88,6 +89,65 @@ class Response:
         self.parts = []
 
 
+# With server.stream-request-body = 2, a driver stops reading a request body
+# once this much of it waits for the producer; the producer calls the sink's
+# want_body() when its backlog has dropped to this again.
+BODY_BACKLOG = 16 * 1024
+
+
+class Sink(Protocol):
+    """Where a Deferred delivers its response: the protocol driver of the request."""
+
+    @property
+    def paused(self) -> bool:
+        """True while the client is not taking data: produce nothing more until resume()."""
+        ...
+
+    def head(self, resp: Response) -> None:
+        """Status and headers are known (``resp.parts``, if any, are the start of the body)."""
+
+    def data(self, data: bytes) -> None:
+        """More body."""
+
+    def end(self) -> None:
+        """The body is complete."""
+
+    def fail(self, status: int) -> None:
+        """The backend failed: an error response, or a cut-off one if the head went out."""
+
+    def want_body(self) -> None:
+        """The producer took the request body it was waiting for: more may be read."""
+
+
+class Deferred(Response):
+    """A response that a backend produces after the request has been routed.
+
+    The driver calls ``start(sink)``; the producer then calls the sink's
+    methods as the backend answers.  The driver calls ``more_body()`` when
+    the request body grows or ends, ``resume()`` when the client takes data
+    again after the sink reported ``paused``, and ``abort()`` when the
+    client is gone.
+    """
+
+    __slots__ = ()
+
+    def start(self, sink: Sink) -> None:
+        raise NotImplementedError
+
+    def more_body(self) -> None:
+        """The request body grew or is complete (for producers that stream it)."""
+
+    def resume(self) -> None:
+        """The sink takes data again."""
+
+    def abort(self) -> None:
+        """The client is gone: release the backend."""
+
+    def body_backlog(self) -> int:
+        """Request body bytes received but not yet taken by the producer."""
+        return 0
+
+
 class Physical:
     """Where a request maps to on disk (lighttpd's r->physical)."""
 
@@ -112,6 +172,7 @@ class Request:
         "content_length",
         "env",
         "error_status",
+        "handler",
         "headers",
         "keep_alive",
         "local_addr",
@@ -169,6 +230,8 @@ class Request:
         self.bytes_in = 0  # head and body received
         self.bytes_out = 0  # head and body sent
         self.response: Response | None = None
+        # a module that claimed the request before the file system was consulted
+        self.handler: Callable[[Request], Response] | None = None
 
     def clear(self) -> None:
         """Drop references to what the request used (before it goes back to a pool)."""
@@ -178,6 +241,7 @@ class Request:
         self.match = None
         self.env = {}
         self.response = None
+        self.handler = None
 
     def header(self, name: str) -> str | None:
         """The value of a request header (``name`` in lower case); repeats are joined."""

@@ -18,6 +18,8 @@ Hooks, in the order a request meets them (lighttpd's names in brackets):
 * ``response_start(req, resp)`` -- adjust response headers [handle_response_start];
 * ``request_done(req, resp, sent)`` -- after the response went out, ``sent`` body
   bytes of it [handle_request_done]: access log;
+* ``start()`` -- once serving begins (after privileges are dropped) or the
+  configuration was reloaded: start backend processes;
 * ``tick()`` -- once a second; ``reopen()`` -- on SIGHUP (log rotation);
   ``close()`` -- when the configuration is replaced.
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from ..http.message import Request, Response
 
 HOOKS = ("uri_raw", "uri_clean", "physical", "subrequest", "response_start", "request_done",
-         "tick", "reopen")
+         "tick", "reopen", "start")
 
 
 class Plugin:
@@ -77,6 +79,9 @@ class Plugin:
         return None
 
     def reopen(self) -> None:
+        return None
+
+    def start(self) -> None:
         return None
 
     def close(self) -> None:
