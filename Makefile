@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 BUILD  := build
 STAMP  := $(VENV)/.installed-stamp
 HOST_CONF := $(BUILD)/host.conf
+CONTROL_CONF := $(BUILD)/control.conf
 
 .PHONY: all setup run test lint typecheck unit docs clean bench
 
@@ -41,11 +42,31 @@ $(HOST_CONF): Makefile
 	   echo 'server.pid-file := "$(CURDIR)/$(BUILD)/run/emberd.pid"'; \
 	   echo 'server.errorlog := ""'; \
 	   echo 'server.upload-dirs := ( "$(CURDIR)/$(BUILD)/run/tmp" )'; \
+	   echo '# emberd starts the control API itself (on the device it is a service)'; \
+	   echo 'fastcgi.server := ( "/api/" => ( "control" => ('; \
+	   echo '  "bin-path" => "$(CURDIR)/$(BIN)/emberd-control --config $(CURDIR)/$(CONTROL_CONF)",'; \
+	   echo '  "socket" => "$(CURDIR)/$(BUILD)/run/control.sock", "max-procs" => 1,'; \
+	   echo '  "check-local" => "disable" ) ) )'; \
+	   echo 'include "$(CURDIR)/$(BUILD)/run/*.conf"'; \
 	 } > $@
 
-run: $(STAMP) $(HOST_CONF)
+# emberd-control's device configuration with paths under build/
+$(CONTROL_CONF): Makefile
+	@mkdir -p $(BUILD)/run/uploads
+	@{ echo '# Written by make: the device control configuration with a host overlay.'; \
+	   echo 'include "$(CURDIR)/rootfs/etc/emberd/control.conf"'; \
+	   echo 'control.socket-group := ""'; \
+	   echo 'control.upload-dir := "$(CURDIR)/$(BUILD)/run/uploads"'; \
+	   echo 'control.tunables-file := "$(CURDIR)/$(BUILD)/run/tunables.conf"'; \
+	   echo 'control.emberd-config := "$(CURDIR)/$(HOST_CONF)"'; \
+	   echo 'control.emberd-pid-file := "$(CURDIR)/$(BUILD)/run/emberd.pid"'; \
+	   echo 'control.reboot-command := ( "/bin/echo", "make run: not rebooting this machine" )'; \
+	 } > $@
+
+run: $(STAMP) $(HOST_CONF) $(CONTROL_CONF)
 	$(BIN)/emberd -tt -f $(HOST_CONF)
-	@echo "emberd serves rootfs/var/www on http://127.0.0.1:8080/ (Ctrl-C stops it)"
+	$(BIN)/emberd-control -t --config $(CONTROL_CONF)
+	@echo "emberd serves rootfs/var/www and the API under /api/ on http://127.0.0.1:8080/ (Ctrl-C stops it)"
 	$(BIN)/emberd -D -f $(HOST_CONF)
 
 lint: $(STAMP)
@@ -70,3 +91,6 @@ clean:
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m tests.bench.bench
+
+# Firmware: QEMU test images from Debian packages (make image / qemu-test ARCH=...)
+-include firmware/firmware.mk

@@ -75,6 +75,9 @@ def render() -> str:
         plugin = modules.load(comp.provider)
         if plugin.directives or plugin.feature_flags:
             out += _section(comp.name, plugin.directives + plugin.feature_flags)
+    from ..control.settings import CONTROL
+
+    out += _section("emberd-control (its own file, e.g. /etc/emberd/control.conf)", CONTROL)
     return "\n".join(out).rstrip() + "\n"
 
 

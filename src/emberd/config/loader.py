@@ -264,3 +264,31 @@ def compile_tree(tree: ConfigTree, path: str) -> ServerConfig:
                                      e.location.column) if e.location else (-1, 0, 0))
     diags.raise_if_errors()
     return config
+
+
+def load_table(path: str, table: tuple[Directive, ...], text: str | None = None) -> dict[str, Any]:
+    """A configuration for another program in lighttpd syntax (emberd-control's).
+
+    Only the directives of ``table`` are allowed, outside conditions; an
+    unknown key is an error, not a warning, since nothing else reads the file.
+    Returns every directive's value, defaults included.
+    """
+    tree = parse(path, text)
+    schema = {d.key: d for d in table}
+    diags = Diagnostics()
+    for block in tree.blocks[1:]:
+        diags.error(block.loc, f"{path} takes no conditions")
+    explicit: dict[str, Any] = {}
+    for key, a in tree.root.values.items():
+        if key.startswith("var."):
+            continue
+        d = schema.get(key)
+        if d is None:
+            diags.error(a.loc, f"unknown key {key}; known keys: " + ", ".join(sorted(schema)))
+            continue
+        try:
+            explicit[key] = coerce(d, a.value, functools.partial(diags.warn, a.loc))
+        except ValueProblem as exc:
+            diags.error(a.loc, f"{key}: {exc}")
+    diags.raise_if_errors()
+    return _globals(schema, explicit)
