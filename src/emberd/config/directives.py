@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..mimetypes import DEFAULT_TYPES, MimeTable
-from .schema import Derived, Directive, Getter, Scope, Type
+from .schema import Derived, Directive, Getter, Scope, Type, ValueProblem
 
 SERVER, SOCKET, REQUEST = Scope.SERVER, Scope.SOCKET, Scope.REQUEST
 BOOL, SHORT, INT, STRING = Type.BOOL, Type.SHORT, Type.INT, Type.STRING
@@ -312,3 +312,98 @@ CORE: tuple[Directive, ...] = (
     _d("emberd.memory-stats-interval", INT, SERVER, 0,
        "log one line of memory statistics every N seconds (0: off)", unit="s", max=86400),
 )
+
+
+# -- TLS (ssl.*) ---------------------------------------------------------------
+# lighttpd's mod_openssl/mod_mbedtls keys, and emberd's ssl.backend and
+# ssl.handshake-timeout.  They exist only in builds that contain emberd.tls; a
+# build without TLS reports any ssl.* key as "not part of this build".
+
+def _tls_check(check: str) -> Any:
+    """A normalizer calling emberd.tls.<check> (pure Python; no TLS library is loaded)."""
+
+    def normalize(value: Any) -> Any:
+        from ..tls import ciphers, settings
+
+        fn = {"ciphers": ciphers.check, "version": settings.protocol_version}[check]
+        if check == "ciphers" and value == "":
+            return value
+        try:
+            return fn(value)
+        except ValueError as exc:
+            raise ValueProblem(str(exc)) from None
+
+    return normalize
+
+
+def _always(what: str) -> Any:
+    def normalize(value: bool) -> bool:
+        if not value:
+            raise ValueProblem(f"emberd always {what}; this cannot be disabled")
+        return value
+
+    return normalize
+
+
+_SSL_CONF_CMD: tuple[Directive, ...] = (
+    _d("MinProtocol", STRING, SOCKET, "TLSv1.2",
+       'oldest protocol accepted: "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" ("None": the '
+       "library's oldest); Mbed TLS 2.28 has no TLS 1.3", normalize=_tls_check("version")),
+    _d("MaxProtocol", STRING, SOCKET, "None",
+       'newest protocol offered ("None": the newest the library has)',
+       normalize=_tls_check("version")),
+    _d("CipherString", STRING, SOCKET, "",
+       "TLS 1.2 cipher suites; replaces ssl.cipher-list", normalize=_tls_check("ciphers")),
+)
+
+TLS: tuple[Directive, ...] = (
+    _d("ssl.engine", BOOL, SOCKET, False,
+       "serve HTTPS on this listener (server.port then defaults to 443)", restart=True),
+    _d("ssl.backend", STRING, SERVER, "mbedtls",
+       "TLS library: Mbed TLS through python-mbedtls, or OpenSSL through Python's ssl "
+       "module (loads libssl; has TLS 1.3)", choices=("mbedtls", "openssl")),
+    _d("ssl.pemfile", STRING, REQUEST, "",
+       "PEM file: the certificate, its chain (each certificate followed by its issuer) "
+       "and, unless ssl.privkey is set, the private key; global, in $SERVER[\"socket\"], "
+       "or in $HTTP[\"host\"] for SNI"),
+    _d("ssl.privkey", STRING, REQUEST, "", "PEM file with the private key (unencrypted)"),
+    _d("ssl.ca-file", STRING, REQUEST, "",
+       "PEM file with the CAs that issue client certificates (ssl.verifyclient.*)"),
+    _d("ssl.verifyclient.activate", BOOL, REQUEST, False,
+       "ask clients for a certificate, checked against ssl.ca-file"),
+    _d("ssl.verifyclient.enforce", BOOL, REQUEST, True,
+       "refuse the handshake without a valid client certificate (disable: requests go "
+       "on, SSL_CLIENT_VERIFY tells backends)"),
+    _d("ssl.verifyclient.depth", SHORT, REQUEST, 9,
+       "issuer certificates allowed above a client certificate", max=255),
+    _d("ssl.verifyclient.username", STRING, REQUEST, "",
+       'client certificate variable that becomes REMOTE_USER, e.g. "SSL_CLIENT_S_DN_CN"'),
+    _d("ssl.verifyclient.exportcert", BOOL, REQUEST, False,
+       "pass the client certificate to backends as SSL_CLIENT_CERT (PEM)"),
+    _d("ssl.cipher-list", STRING, SOCKET, "EECDH+AESGCM:CHACHA20:!PSK:!DHE",
+       "TLS 1.2 cipher suites in OpenSSL's syntax (the subset in "
+       "porting-from-lighttpd.md); unknown names are errors",
+       normalize=_tls_check("ciphers")),
+    _d("ssl.openssl.ssl-conf-cmd", KVSTRING, SOCKET, {},
+       "OpenSSL configuration commands; emberd reads the keys below",
+       subkeys=_SSL_CONF_CMD),
+    _d("ssl.honor-cipher-order", BOOL, SOCKET, True,
+       "choose the suite in the server's order (always on in emberd)",
+       normalize=_always("prefers the server's cipher order")),
+    _d("ssl.disable-client-renegotiation", BOOL, SOCKET, True,
+       "refuse client-initiated renegotiation (always on in emberd)",
+       normalize=_always("refuses renegotiation")),
+    _d("ssl.handshake-timeout", INT, SOCKET, 10,
+       "time a client may take for the TLS handshake, from the connection's start (emberd; "
+       "lighttpd applies server.max-read-idle)", unit="s", min=1, max=3600),
+)
+
+
+def _tls_in_build() -> bool:
+    from .catalog import TLS as TLS_COMPONENT
+
+    return TLS_COMPONENT.present()
+
+
+if _tls_in_build():
+    CORE = CORE + TLS

@@ -27,6 +27,19 @@ Theory of operation:
   a request, writing a response, idle between requests); the server checks
   deadlines once a second, as lighttpd does, instead of arming a timer per
   event.
+
+* TLS.  On a listener with ``ssl.engine`` the connection puts a TLS
+  channel (``emberd.tls.channel``, sans-IO) between the socket and the
+  driver.  Reads are capped at 16 KiB of ciphertext (the library's input
+  ring holds 32 KiB); each read is given to the channel, and once the
+  handshake is over the same pooled chunk receives the plaintext, piece by
+  piece, for the driver -- so TLS adds no buffer of emberd's own.  ALPN
+  picks the driver (``h2`` HTTP/2, anything else HTTP/1.1) where plain
+  TCP looks at the first bytes.  Writes are encrypted at once into records
+  of at most 16 KiB, so a chunk goes back to the pool as soon as it is
+  written, and sendfile(2) is never used.  ``ssl.handshake-timeout``
+  bounds the handshake; a failure ends the connection with a log line
+  and, where the library produced one, an alert.
 """
 
 from __future__ import annotations
@@ -41,11 +54,18 @@ from typing import TYPE_CHECKING, Protocol
 from .chunk import Chunk
 
 if TYPE_CHECKING:
+    from ..http.message import Request
+    from ..tls.channel import TlsChannel
+    from ..tls.endpoint import Endpoint
     from .server import Server
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # GOAWAY, stream 0, last stream 0, PROTOCOL_ERROR (RFC 9113 6.8), without importing h2
 GOAWAY_PROTOCOL_ERROR = bytes.fromhex("000008070000000000" "00000000" "00000001")
+TLS_READ = 16 * 1024  # ciphertext read at once on TLS (emberd.tls.channel.FEED_MAX)
+# the answer to plain HTTP on a TLS port (nginx answers the same way)
+PLAIN_HTTP_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                     b"Connection: close\r\n\r\nThis port speaks HTTPS.\n")
 
 
 
@@ -70,10 +90,13 @@ class Driver(Protocol):
 
 
 class Connection(asyncio.BufferedProtocol):
-    def __init__(self, server: Server, token: str, tls: bool = False) -> None:
+    def __init__(self, server: Server, token: str, tls: Endpoint | None = None) -> None:
         self.server = server
         self.token = token  # the listener, as $SERVER["socket"] compares it
-        self.tls = tls
+        self.tls = tls is not None
+        self.endpoint = tls
+        self.channel: TlsChannel | None = None
+        self._peer_eof = False  # TLS: the driver was told the client has finished
         self.transport: asyncio.Transport | None = None
         self.driver: Driver | None = None
         self.remote_addr = ""
@@ -111,12 +134,20 @@ class Connection(asyncio.BufferedProtocol):
         if raw is not None and not self.tls:
             self.sendfile_fd = raw.fileno()
         rt = self.server.runtime
-        self.set_deadline(rt.config["server.max-read-idle"], "reading the first request")
+        if self.endpoint is not None:
+            from ..tls.channel import TlsChannel  # pure Python: no TLS library yet
+
+            self.channel = TlsChannel(self.endpoint, self.remote_addr)
+            self.set_deadline(self.endpoint.handshake_timeout, "the TLS handshake")
+        else:
+            self.set_deadline(rt.config["server.max-read-idle"], "reading the first request")
         self.server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._chunk is None:
             self._chunk = self.server.shared.pool.acquire()
+        if self.channel is not None:
+            return self._chunk.mem[:TLS_READ]
         return self._chunk.mem
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -125,6 +156,9 @@ class Connection(asyncio.BufferedProtocol):
         self._chunk = None
         self.server.shared.stats.bytes_in += nbytes
         try:
+            if self.channel is not None:
+                self._tls_received(chunk.mem, nbytes)
+                return
             data = chunk.mem[:nbytes]
             if self.driver is not None:
                 self.driver.data_received(data)
@@ -135,14 +169,20 @@ class Connection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         if self.driver is None:
+            if self.channel is not None and self.channel.opening and self.channel.started:
+                self.server.runtime.log("tls", f"connection closed during the TLS handshake "
+                                        f"(client {self.remote_addr})")
             self.close()
             return False
-        self.driver.eof_received()
+        if not self._peer_eof:
+            self._peer_eof = self.channel is not None
+            self.driver.eof_received()
         return True  # keep the write side open: answer after a half-close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.sendfile_fd = -1
+        self.channel = None
         if self.driver is not None:
             self.driver.close()
             self.driver = None
@@ -184,11 +224,87 @@ class Connection(asyncio.BufferedProtocol):
         self._first = bytearray()
         driver.data_received(memoryview(first))
 
+    # -- TLS -------------------------------------------------------------------
+
+    def annotate(self, req: Request) -> None:
+        """Give a request what the TLS handshake established (drivers call this for each
+        request on a TLS connection): SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI, and with
+        ssl.verifyclient.* the SSL_CLIENT_* variables and the certificate's user."""
+        channel = self.channel
+        if channel is not None and channel.info is not None:
+            channel.info.annotate(req)
+
+    def _tls_received(self, mem: memoryview, nbytes: int) -> None:
+        """Ciphertext in ``mem[:nbytes]``; ``mem`` then receives the plaintext."""
+        from ..tls.errors import TlsClosed, TlsFailure
+
+        channel = self.channel
+        assert channel is not None
+        try:
+            channel.receive(mem[:nbytes])
+            if channel.opening:
+                done = channel.handshake()
+                self._tls_send(channel.take_output())
+                if not done or self.closed:
+                    return
+                self._tls_opened()
+            while not self.closed and self.driver is not None:
+                n = channel.read_into(mem)
+                if not n:
+                    break
+                self.driver.data_received(mem[:n])
+        except TlsClosed:
+            if self.driver is not None and not self._peer_eof:
+                self._peer_eof = True
+                self.driver.eof_received()
+        except TlsFailure as exc:
+            self._tls_failed(exc)
+
+    def _tls_opened(self) -> None:
+        """The handshake is over: ALPN chooses the driver (``h2``: HTTP/2)."""
+        channel = self.channel
+        assert channel is not None
+        rt = self.server.runtime
+        self.set_deadline(rt.config["server.max-read-idle"], "reading the first request")
+        self.driver = self.server.driver_for(self, channel.alpn == "h2")
+
+    def _tls_failed(self, exc: Exception) -> None:
+        from ..tls.errors import NotTls
+
+        self.server.runtime.log("tls", f"{exc} (client {self.remote_addr}); closing")
+        if isinstance(exc, NotTls) and exc.http and self.transport is not None:
+            self._written += len(PLAIN_HTTP_ON_TLS)
+            self.transport.write(PLAIN_HTTP_ON_TLS)
+        elif self.channel is not None:
+            self._tls_send(self.channel.take_output())  # the alert, if the library made one
+        self.close()
+
+    def _tls_send(self, records: list[bytes]) -> None:
+        """Write ciphertext (it is never reused: the transport may keep it)."""
+        if not records or self.transport is None:
+            return
+        n = sum(len(r) for r in records)
+        self._written += n
+        self.server.shared.stats.bytes_out += n
+        if len(records) == 1:
+            self.transport.write(records[0])
+        else:
+            self.transport.writelines(records)
+
     # -- writing ---------------------------------------------------------------
 
     def write(self, data: bytes | memoryview) -> None:
         """Write bytes the caller will not reuse (the transport may keep them)."""
         if self.closed or self.transport is None:
+            return
+        if self.channel is not None:
+            from ..tls.errors import TlsFailure
+
+            try:
+                self._tls_send(self.channel.encrypt(data))
+            except TlsFailure as exc:
+                self.server.runtime.log("tls", f"{exc} (client {self.remote_addr}); closing")
+                self.abort()
             return
         self._written += len(data)
         self.server.shared.stats.bytes_out += len(data)
@@ -203,6 +319,12 @@ class Connection(asyncio.BufferedProtocol):
         """Write a chunk's data; the chunk returns to the pool once sent."""
         if self.closed or self.transport is None:
             self.server.shared.pool.release(chunk)
+            return
+        if self.channel is not None:  # encrypted at once: the chunk is free again
+            try:
+                self.write(chunk.data())
+            finally:
+                self.server.shared.pool.release(chunk)
             return
         n = len(chunk)
         self._written += n
@@ -241,6 +363,9 @@ class Connection(asyncio.BufferedProtocol):
             if self.driver is not None:
                 self.driver.timed_out()
             else:
+                if self.channel is not None:
+                    self.server.runtime.log("tls", f"timeout during {self.timeout_reason} "
+                                            f"(client {self.remote_addr}); closing")
                 self.abort()
 
     def pause_reading(self) -> None:
@@ -252,8 +377,10 @@ class Connection(asyncio.BufferedProtocol):
             set_reading(self.transport, True)
 
     def close(self) -> None:
-        """Close after what is queued has been sent."""
+        """Close after what is queued has been sent (with TLS: after close_notify)."""
         if self.transport is not None and not self.closed:
+            if self.channel is not None:
+                self._tls_send(self.channel.close_notify())
             self.closed = True
             self.sendfile_fd = -1
             self.transport.close()

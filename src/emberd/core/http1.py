@@ -156,6 +156,8 @@ class Http1:
         req.remote_addr, req.remote_port = conn.remote_addr, conn.remote_port
         req.local_addr, req.local_port = conn.local_addr, conn.local_port
         req.socket = conn.token
+        if conn.tls:
+            conn.annotate(req)  # SSL_* variables, a client certificate's user
         req.keep_alive = head.keep_alive
         req.content_length = head.content_length
         self.req = req

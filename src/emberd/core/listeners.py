@@ -10,6 +10,14 @@ this process, per LISTEN_PID) are used instead of binding: each is matched
 to a configured token by its address, and one that matches none becomes a
 listener of its own.  Configured tokens that no passed socket matches are
 bound as usual.  lighttpd's test harness starts servers this way.
+
+A listener whose settings (``config.for_socket(token)``: global values and
+its ``$SERVER["socket"]`` block) enable ``ssl.engine`` speaks TLS: its
+``tls`` is the Endpoint holding its certificates, built by
+``tls_endpoints()`` before anything is served (or, at a reload, before the
+old listeners are touched) so that a bad certificate stops start-up and
+keeps a reload from applying.  An inherited socket that matches no token
+follows the global ``ssl.engine``.
 """
 
 from __future__ import annotations
@@ -17,8 +25,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config.settings import ServerConfig
+    from ..tls.endpoint import Endpoint
 
 SD_LISTEN_FDS_START = 3
 
@@ -27,12 +40,16 @@ class ListenError(Exception):
     pass
 
 
+class TlsListenError(ListenError):
+    """TLS settings of a listener that cannot be served (one line per problem)."""
+
+
 @dataclass(slots=True, eq=False)
 class Listener:
     token: str
     sock: socket.socket
     inherited: bool = False
-    tls: bool = False
+    tls: Endpoint | None = None  # set for a listener with ssl.engine
 
     def close(self) -> None:
         self.sock.close()
@@ -198,3 +215,36 @@ def open_listeners(tokens: list[str], values: dict[str, Any],
             listener.close()
         raise
     return out
+
+
+def config_tokens(config: ServerConfig) -> list[str]:
+    """The listener tokens a configuration asks for: the global one, then $SERVER["socket"]s."""
+    tokens = [global_token(config.values)]
+    tokens += [t for t in config.socket_tokens() if t not in tokens]
+    return tokens
+
+
+def tls_endpoints(config: ServerConfig, tokens: Iterable[str],
+                  log: Callable[[str, str], None]) -> dict[str, Endpoint]:
+    """The TLS endpoints of the listeners among ``tokens`` (none without ssl.engine).
+
+    Certificates are read here, before privileges are dropped; TlsListenError
+    lists every problem.  Nothing TLS is imported unless some listener
+    enables ssl.engine.
+    """
+    tokens = list(tokens)
+    if not any(config.for_socket(t).get("ssl.engine") for t in tokens):
+        return {}
+    from ..tls.endpoint import build_endpoints
+    from ..tls.errors import TlsSetupError
+
+    try:
+        return build_endpoints(config, tokens, log)
+    except TlsSetupError as exc:
+        raise TlsListenError("\n".join(f"TLS: {p}" for p in exc.problems)) from None
+
+
+def attach_tls(listeners: Iterable[Listener], endpoints: dict[str, Endpoint]) -> None:
+    """Give each listener its endpoint (None: plain TCP)."""
+    for li in listeners:
+        li.tls = endpoints.get(li.token)
