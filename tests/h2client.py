@@ -170,3 +170,9 @@ class H2Client:
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> H2Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -21,10 +21,14 @@ import importlib.util
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import NAME, __version__
 from .config import catalog
 from .config.errors import ConfigError, ConfigErrors
+
+if TYPE_CHECKING:
+    from .config.settings import ServerConfig
 
 USAGE = f"""usage: {NAME} -f FILE [-D] [-t | -tt | -p]
        {NAME} -v | -V | -h
@@ -34,6 +38,7 @@ USAGE = f"""usage: {NAME} -f FILE [-D] [-t | -tt | -p]
   -t        check the configuration syntax, then exit
   -tt       also check values and modules, then exit
   -p        print the effective configuration (with defaults), then exit
+  --memory-budget  print the most memory the configuration allows, then exit
   -v        print the version
   -V        print the version, built-in features and modules
   -h        print this help
@@ -60,6 +65,19 @@ def _module_present(name: str) -> bool:
     return comp is not None and comp.present()
 
 
+def _tls_backend(name: str) -> str:
+    """How a TLS backend is chosen, without importing its library (-V)."""
+    if name == "openssl":
+        return ' (ssl.backend = "openssl": Python\'s ssl module, loads libssl)'
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg = f"python-mbedtls {version('python-mbedtls')}"
+    except PackageNotFoundError:
+        pkg = "python-mbedtls"
+    return f' (ssl.backend = "mbedtls", the default: {pkg})'
+
+
 def features() -> list[tuple[bool, str]]:
     """Build features in lighttpd's ``-V`` format (``+ name`` / ``- name``)."""
     tls = catalog.TLS.present()
@@ -68,8 +86,8 @@ def features() -> list[tuple[bool, str]]:
         (_module_present("mod_deflate") and _has("zlib"), "zlib support"),
         (True, "PCRE support (regular expressions through Python's re)"),
         (_has("h2"), "HTTP/2 support"),
-        (tls and _has("mbedtls"), "mbedTLS support"),
-        (tls and _has("_ssl"), "OpenSSL support"),
+        (tls and _has("mbedtls"), "mbedTLS support" + _tls_backend("mbedtls")),
+        (tls and _has("_ssl"), "OpenSSL support" + _tls_backend("openssl")),
     ]
 
 
@@ -108,6 +126,7 @@ class UsageError(Exception):
 
 SHORT_FLAGS = "DtpvVh"
 SHORT_WITH_VALUE = "f"
+LONG_FLAGS = ("--memory-budget",)
 
 
 def parse_args(args: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -121,6 +140,9 @@ def parse_args(args: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
         if arg == "--":
             rest.extend(args[i:])
             break
+        if arg in LONG_FLAGS:
+            opts.append((arg, ""))
+            continue
         if not arg.startswith("-") or arg == "-":
             rest.append(arg)
             continue
@@ -153,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     path: str | None = None
     test = 0
-    print_config = foreground = False
+    print_config = foreground = budget = False
     for opt, value in opts:
         if opt == "-f":
             path = value
@@ -163,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             test += 1
         elif opt == "-p":
             print_config = True
+        elif opt == "--memory-budget":
+            budget = True
         elif opt == "-v":
             sys.stdout.write(version_line() + "\n")
             return 0
@@ -200,11 +224,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.buffer.write(render(config).encode("utf-8", "surrogateescape"))
         return 0
     if test:
+        if not _tls_files_ok(config):
+            return EXIT_CONFIG
         sys.stdout.write("Syntax OK\n")
+        return 0
+    if budget:
+        from .core.budget import report as budget_report
+
+        sys.stdout.write(budget_report(config))
         return 0
     from .core.server import run
 
     return run(config, text, foreground)
+
+
+def _tls_files_ok(config: ServerConfig) -> bool:
+    """-tt opens certificates and keys as start-up would (lighttpd does the same)."""
+    from .core.listeners import TlsListenError, config_tokens, tls_endpoints
+
+    def warn(where: str, message: str) -> None:
+        sys.stderr.write(f"warning: {message}\n")
+
+    try:
+        tls_endpoints(config, config_tokens(config), warn)
+    except TlsListenError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return False
+    return True
 
 
 class _NoSSL:

@@ -49,6 +49,26 @@ _LATER = "not implemented in emberd yet"
 
 
 TLS = Component("TLS (ssl.*)", ("ssl.",), "emberd.tls")
+# lighttpd TLS options emberd does not have: an error that says so, not a silent ignore
+_TLS_OPTION = "the TLS option"
+TLS_UNSUPPORTED: tuple[Component, ...] = (
+    _no(_TLS_OPTION, "revocation lists are not checked", "ssl.ca-crl-file",
+        "ssl.verifyclient.ca-crl-file"),
+    _no(_TLS_OPTION, "the CAs of ssl.ca-file are the ones named to clients", "ssl.ca-dn-file",
+        "ssl.verifyclient.ca-dn-file"),
+    _no(_TLS_OPTION, "use ssl.ca-file", "ssl.verifyclient.ca-file"),
+    _no(_TLS_OPTION, "emberd issues no session tickets", "ssl.stek-file"),
+    _no(_TLS_OPTION, "OCSP stapling is not supported", "ssl.stapling-file"),
+    _no(_TLS_OPTION, "install certificates with an ACME client using HTTP-01",
+        "ssl.acme-tls-1"),
+    _no(_TLS_OPTION, "emberd always reads whole records", "ssl.read-ahead"),
+    _no(_TLS_OPTION, "the library's key exchange groups are used", "ssl.dh-file",
+        "ssl.ec-curve"),
+    _no(_TLS_OPTION, "SSL 2 and 3 are never offered", "ssl.use-sslv2", "ssl.use-sslv3"),
+    _no(_TLS_OPTION, "an obsolete OpenSSL option", "ssl.empty-fragments",
+        "ssl.use-compression"),
+    _no(_TLS_OPTION, "Encrypted Client Hello is not supported", "ssl.ech-"),
+)
 
 COMPONENTS: tuple[Component, ...] = (
     _m("mod_indexfile", "index-file.", "server.indexfiles"),
@@ -57,17 +77,18 @@ COMPONENTS: tuple[Component, ...] = (
     _m("mod_access", "url.access-deny", "url.access-allow"),
     _m("mod_alias", "alias."),
     _m("mod_accesslog", "accesslog."),
-    _no("mod_auth", _LATER, "auth."),
-    _no("mod_authn_file", _LATER, "auth.backend.htpasswd.", "auth.backend.htdigest.",
+    _m("mod_auth", "auth."),
+    _m("mod_authn_file", "auth.backend.htpasswd.", "auth.backend.htdigest.",
        "auth.backend.plain."),
     _no("mod_redirect", _LATER, "url.redirect"),
     _no("mod_rewrite", _LATER, "url.rewrite"),
     _no("mod_setenv", _LATER, "setenv."),
     _no("mod_expire", _LATER, "expire."),
-    _no("mod_status", _LATER, "status."),
+    _m("mod_status", "status."),
     _m("mod_fastcgi", "fastcgi.", "emberd.backend-"),
     _no("mod_deflate", _LATER, "deflate.", "compress."),
     TLS,
+    *TLS_UNSUPPORTED,
     _no("mod_cgi", "run the program as a FastCGI backend (e.g. through fcgiwrap)", "cgi."),
     _no("mod_proxy", "put a reverse proxy in front of emberd or use FastCGI", "proxy."),
     _no("mod_scgi", "use FastCGI instead", "scgi."),

@@ -72,6 +72,16 @@ def _assignment(key: str, value: Any, depth: int, note: str = "") -> str:
     return f"{pad}{key} = {format_value(value, depth)}{note}\n"
 
 
+def _shown(config: ServerConfig, block: Block, key: str, value: Any) -> Any:
+    """What to print for ``key``: a value that a directive turned into run-time objects
+    (fastcgi.server, auth.require) is printed as written, which parses back to it."""
+    d = config.directives.get(key)
+    a = block.values.get(key)
+    if d is not None and d.normalize is not None and a is not None:
+        return a.value
+    return value
+
+
 def render(config: ServerConfig) -> str:
     out = [f"# emberd -p: the effective configuration of {config.path}\n",
            "# (directives not set in the file show their default, marked '# default')\n"]
@@ -81,7 +91,8 @@ def render(config: ServerConfig) -> str:
             module = d.module
             out.append(f"\n# -- {module} --\n")
         note = "" if key in config.explicit else "  # default"
-        out.append(_assignment(key, config.values[key], 0, note))
+        value = _shown(config, config.tree.root, key, config.values[key])
+        out.append(_assignment(key, value, 0, note))
     lines = _blocks(config)
     if lines:
         out.append("\n# -- conditional blocks --\n")
@@ -149,7 +160,7 @@ def _blocks(config: ServerConfig) -> list[str]:
             newline()
             out.append(f"{INDENT * len(open_)}{head} {{\n")
         for key, value in config.blocks[block.index].values.items():
-            out.append(_assignment(key, value, len(open_) + 1))
+            out.append(_assignment(key, _shown(config, block, key, value), len(open_) + 1))
         open_.append(block)
         last_closed = None
     close_to(0)

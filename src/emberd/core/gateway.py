@@ -429,6 +429,18 @@ class Registry:
             host.tick()
         self._stopping = [h for h in self._stopping if h.active or h.dying()]
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Every backend process: for the memory view and the statistics page."""
+        out: list[dict[str, Any]] = []
+        for host, _ in self._hosts.values():
+            for proc in host.procs:
+                p = proc.process
+                out.append({"label": host.opts.label, "address": proc.describe(),
+                            "state": proc.state, "load": proc.load,
+                            "pid": p.pid if p is not None else None,
+                            "idle_connections": len(proc.idle)})
+        return out
+
     def stop_all(self, wait: float = 2.0) -> None:
         """At shutdown: stop every process, waiting up to ``wait`` seconds for them."""
         for host, _ in list(self._hosts.values()):

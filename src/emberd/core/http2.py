@@ -119,6 +119,7 @@ class Http2:
         self.highest = 0
         self.closing = False
         self._read_paused = False
+        self._bad_creds = False  # a GOAWAY went out after invalid credentials
         self._max_requests: int = self.rt.config["h2.max-requests-per-connection"]
         stats = self.rt.stats
         stats.connections_h2 += 1
@@ -241,6 +242,8 @@ class Http2:
         req.remote_addr, req.remote_port = conn.remote_addr, conn.remote_port
         req.local_addr, req.local_port = conn.local_addr, conn.local_port
         req.socket = conn.token
+        if conn.tls:
+            conn.annotate(req)
         st = self.streams[sid] = Stream(sid, req)
         return st
 
@@ -413,7 +416,9 @@ class Http2:
         try:
             h2conn.send_headers(st.id, headers, end_stream=not resp.parts and not st.streaming)
         except h2.exceptions.ProtocolError as exc:
-            self.rt.log("http2", f"cannot send response headers: {exc}")
+            # a response for a connection the client has closed (GOAWAY): nothing to say
+            if not self.conn.closed and not self.sess.closed_by_peer:
+                self.rt.log("http2", f"cannot send response headers: {exc}")
             self._drop(st)
             return
         if resp.parts:
@@ -499,7 +504,18 @@ class Http2:
             self.sess.conn.reset_stream(st.id, ErrorCodes.NO_ERROR)
         else:
             self.sess.stream_done(st.id)
+        if not req.keep_alive and self.rt.features.get("auth.http-goaway-invalid-creds"):
+            self._invalid_creds()  # (mod_auth) before the drop: the last stream closes it
         self._drop(st)
+
+    def _invalid_creds(self) -> None:
+        """lighttpd's h2_send_goaway_delayed(): GOAWAY after invalid credentials, so that
+        a password guesser must reconnect; a second time on this connection ends it."""
+        if self._bad_creds:
+            self._fail(ErrorCodes.ENHANCE_YOUR_CALM, "invalid credentials again after GOAWAY")
+        else:
+            self._bad_creds = True
+            self._goaway()
 
     def _reset(self, st: Stream, code: ErrorCodes) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):

@@ -11,7 +11,7 @@ the request pool, the stat cache, the error log) are shared through
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.settings import ServerConfig
@@ -32,6 +32,7 @@ class Shared:
     statcache: StatCache
     errorlog: ErrorLog
     backends: Registry
+    connections: set[Any] = field(default_factory=set)  # the server's open connections
 
 
 class Runtime:

@@ -42,13 +42,21 @@ from typing import TYPE_CHECKING
 
 from ..config.errors import ConfigError, ConfigErrors
 from ..config.settings import ServerConfig
-from . import memory
+from . import memory, memview
 from .chunk import ChunkPool
 from .connection import Connection, Driver
 from .errorlog import ErrorLog
 from .gateway import Registry
 from .http1 import Http1
-from .listeners import Listener, ListenError, global_token, inherited_sockets, open_listeners
+from .listeners import (
+    Listener,
+    ListenError,
+    attach_tls,
+    config_tokens,
+    inherited_sockets,
+    open_listeners,
+    tls_endpoints,
+)
 from .reqpool import RequestPool
 from .runtime import Runtime, Shared
 from .statcache import StatCache
@@ -90,7 +98,7 @@ class Server:
         self.runtime = Runtime(config, self.shared)
         self.log = errorlog.write
         self.listeners: list[Listener] = []
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection] = self.shared.connections
         self.active = 0  # accepted, including connections not yet made
         self.accepting = False
         self.stopping = False
@@ -105,15 +113,16 @@ class Server:
     # -- start-up --------------------------------------------------------------
 
     def tokens(self, config: ServerConfig) -> list[str]:
-        tokens = [global_token(config.values)]
-        tokens += [t for t in config.socket_tokens() if t not in tokens]
-        return tokens
+        return config_tokens(config)
 
     def bind(self) -> None:
         """Open the listening sockets (before privileges are dropped)."""
         v = self.config.values
         inherited = inherited_sockets() if v["server.systemd-socket-activation"] else []
         self.listeners = open_listeners(self.tokens(self.config), v, inherited)
+        # TLS certificates are loaded now, before privileges are dropped
+        attach_tls(self.listeners, tls_endpoints(self.config, [li.token for li in self.listeners],
+                                                 self.log))
         self._unix_paths = [li.token for li in self.listeners
                             if li.token.startswith("/") and not li.inherited]
 
@@ -272,14 +281,7 @@ class Server:
             s.malloc_trims += 1
 
     def memory_line(self) -> str:
-        st = memory.proc_status()
-        s = self.shared.stats
-        pool = self.shared.pool
-        return (f"rss={st.get('VmRSS', 0)} kB hwm={st.get('VmHWM', 0)} kB "
-                f"slabs={s.slabs} chunks used={s.chunks_used} free={pool.chunks_free()} "
-                f"high-water={s.chunks_high_water} connections={s.connections} "
-                f"temp-files={s.temp_files} ({s.temp_file_bytes} bytes) "
-                f"stat-cache={s.stat_cache_entries} requests={s.requests}")
+        return memview.line(self.shared, self.connections)
 
     # -- signals -------------------------------------------------------------------
 
@@ -370,6 +372,7 @@ class Server:
         keep = {li.token: li for li in self.listeners}
         if self.listeners and any(li.inherited for li in self.listeners):
             wanted = [t for t in wanted if t in keep] or list(keep)
+        endpoints = tls_endpoints(new, wanted, self.log)  # before anything changes
         opened: list[Listener] = []
         try:
             for token in wanted:
@@ -385,6 +388,7 @@ class Server:
             if li.token not in wanted:
                 li.close()
         self.listeners = [keep[t] for t in wanted if t in keep] + opened
+        attach_tls(self.listeners, endpoints)
         if not self.stopping and self.active < self.max_connections:
             self._start_accepting()
 

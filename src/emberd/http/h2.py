@@ -261,6 +261,11 @@ class H2Session:
         return self.conn.data_to_send()
 
     @property
+    def closed_by_peer(self) -> bool:
+        """The client ended the connection (its GOAWAY moved h2 to CLOSED)."""
+        return bool(self.conn.state_machine.state == h2.connection.ConnectionState.CLOSED)
+
+    @property
     def open_streams(self) -> int:
         return len(self._opened)
 

@@ -207,15 +207,6 @@ def test_unsupported_modules_are_fatal(text, message):
     assert any(message in e for e in errors(text))
 
 
-def test_tls_keys_are_fatal_without_tls():
-    if catalog.TLS.present():
-        pytest.skip("this build has TLS")
-    assert any("ssl.engine: TLS support is not part of this build" in e
-               for e in errors('ssl.engine = "enable"'))
-    assert any("mod_openssl: TLS is not part of this build" in e
-               for e in errors('server.modules = ( "mod_openssl" )'))
-
-
 def test_module_left_out_of_the_build(monkeypatch):
     # a module emberd implements whose file was deleted by a trimmed build
     fake = catalog.Component("mod_fake", ("fake.",), "emberd.modules.fake_missing")

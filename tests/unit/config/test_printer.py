@@ -133,3 +133,15 @@ def test_format_value():
     assert format_value({}) == "( )"
     long = format_value({f"key{i}": "v" * 10 for i in range(5)})
     assert long.startswith("(\n    \"key0\" => ") and long.endswith(",\n)")
+
+
+def test_device_config_with_module_tables_round_trips():
+    """fastcgi.server and auth.require become run-time objects; -p prints them as written."""
+    from pathlib import Path
+
+    device = Path(__file__).resolve().parents[3] / "rootfs/etc/emberd/emberd.conf"
+    first = load(str(device))
+    again = load("printed.conf", render(first))
+    for key in ("fastcgi.server", "auth.require", "server.modules", "status.memory-url"):
+        assert again[key] == first[key], key
+    assert again.blocks[1].values == first.blocks[1].values
