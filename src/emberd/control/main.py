@@ -28,7 +28,7 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
-def bind(path: str, mode: int, group: str) -> socket.socket:
+def bind(path: str, mode: int, group: str, backlog: int) -> socket.socket:
     """A listening unix socket at ``path`` (replacing a stale socket, nothing else)."""
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -47,7 +47,7 @@ def bind(path: str, mode: int, group: str) -> socket.socket:
     os.chmod(path, mode)
     if group:
         os.chown(path, -1, grp.getgrnam(group).gr_gid)
-    sock.listen(64)
+    sock.listen(backlog)
     return sock
 
 
@@ -72,7 +72,8 @@ async def run(settings: dict[str, Any], sock: socket.socket) -> None:
         loop.call_later(TRIM_INTERVAL, trim)
 
     loop.call_later(TRIM_INTERVAL, trim)
-    server = loop.create_task(serve(sock, App(settings, log), log))
+    server = loop.create_task(serve(sock, App(settings, log), log,
+                                    int(settings["control.listen-backlog"])))
     await stop
     server.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         path = str(settings["control.socket"])
         try:
             sock = bind(path, int(settings["control.socket-mode"]),
-                        str(settings["control.socket-group"]))
+                        str(settings["control.socket-group"]),
+                        int(settings["control.listen-backlog"]))
         except (OSError, KeyError) as exc:
             log(f"cannot listen on {path}: {exc}")
             return 1

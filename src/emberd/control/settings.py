@@ -44,6 +44,9 @@ CONTROL: tuple[Directive, ...] = (
        normalize=_octal),
     _c("control.socket-group", Type.STRING, "", "group of control.socket (e.g. the group "
        "emberd runs as); empty: unchanged"),
+    _c("control.listen-backlog", Type.INT, 1024, "connections waiting to be accepted on "
+       "control.socket (emberd opens one per request in flight: an HTTP/2 burst needs many)",
+       min=1, max=65535),
     _c("control.url-prefix", Type.STRING, "/api", "URL path under which the API is served"),
     _c("control.upload-dir", Type.STRING, "/var/lib/emberd/uploads",
        "where POST /api/upload stores files"),

@@ -34,7 +34,7 @@ from . import records as r
 
 BODY_QUEUE = 64 * 1024  # request body bytes waiting for the handler
 MAX_PARAMS = 256 * 1024  # a PARAMS stream longer than this is not a web server's
-MAX_CONNS = 16  # reported through GET_VALUES
+MAX_CONNS = 1024  # reported through GET_VALUES (advisory: connections are served as they come)
 
 
 class Aborted(Exception):
@@ -250,8 +250,10 @@ def listening_stdin() -> socket.socket | None:
     return None
 
 
-async def serve(sock: socket.socket, handler: Handler, log: Callable[[str], None]) -> None:
-    """Serve FastCGI on a listening socket until cancelled."""
+async def serve(sock: socket.socket, handler: Handler, log: Callable[[str], None],
+                backlog: int = 1024) -> None:
+    """Serve FastCGI on a listening socket until cancelled (asyncio listens again, with
+    ``backlog``: its default of 100 is too few for a burst of HTTP/2 streams)."""
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # at shutdown the connection ends quietly (Python 3.11's streams log a cancelled
@@ -260,8 +262,10 @@ async def serve(sock: socket.socket, handler: Handler, log: Callable[[str], None
             await Connection(handler, reader, writer, log).serve()
 
     if sock.family == socket.AF_UNIX:
-        server = await asyncio.start_unix_server(connected, sock=sock, limit=BODY_QUEUE)
+        server = await asyncio.start_unix_server(connected, sock=sock, limit=BODY_QUEUE,
+                                                 backlog=backlog)
     else:
-        server = await asyncio.start_server(connected, sock=sock, limit=BODY_QUEUE)
+        server = await asyncio.start_server(connected, sock=sock, limit=BODY_QUEUE,
+                                            backlog=backlog)
     async with server:
         await server.serve_forever()

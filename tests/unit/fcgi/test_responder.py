@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from emberd.fcgi import records as r
-from emberd.fcgi.responder import BODY_QUEUE, Aborted, Reply, Request, serve
+from emberd.fcgi.responder import BODY_QUEUE, MAX_CONNS, Aborted, Reply, Request, serve
 
 
 def params(**env: str) -> bytes:
@@ -107,7 +107,7 @@ def test_management_records_and_refusals():
                                                             (b"FCGI_MAX_CONNS", b"")])))
         _, recs = peer.until_end()
         assert dict(r.decode_pairs(recs[-1].content)) == {b"FCGI_MPXS_CONNS": b"0",
-                                                         b"FCGI_MAX_CONNS": b"16"}
+                                                         b"FCGI_MAX_CONNS": str(MAX_CONNS).encode()}
         peer.send(r.encode(77, 0, b""))
         _, recs = peer.until_end()
         assert recs[-1].type == r.UNKNOWN_TYPE and recs[-1].content[0] == 77
