@@ -15,8 +15,12 @@ Suites:
   fcgi  4 KB POSTs to a php-cgi echo script over h2c, one at a time and 16 at once:
         emberd with and without keep-conn, and lighttpd; only the server's
         own CPU counts (php-cgi's is the same work for all)
+  https 4 KB GET over TLS + HTTP/2 (h2load) and TLS + HTTP/1.1 (wrk), full
+        handshakes per second (openssl s_time -new), and idle RSS with and
+        without TLS: emberd (Mbed TLS backend) against lighttpd with
+        mod_mbedtls, the same library
 
-    python -m tests.bench.bench [--suites h1,h2c,h2seq,fcgi] [--rounds 3]
+    python -m tests.bench.bench [--suites h1,h2c,h2seq,fcgi,https] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -187,7 +191,7 @@ Result = dict[str, list[tuple[float, float]]]
 
 def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
             load: Callable[[str], tuple[int, float]], path: str = "/4k.html",
-            own_cpu: bool = False) -> Result:
+            own_cpu: bool = False, scheme: str = "http") -> Result:
     """load(url) -> (requests done, seconds taken); CPU is read around it (``own_cpu``:
     the server process alone, not its children)."""
     results: Result = {name: [] for name in servers}
@@ -203,7 +207,7 @@ def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
             for name, start in servers.items():
                 port = free_port()
                 with start(work, docroot, port) as proc:
-                    url = f"http://127.0.0.1:{port}{path}"
+                    url = f"{scheme}://127.0.0.1:{port}{path}"
                     load(url)  # warm up
                     before = cpu_seconds(proc.pid, tree=not own_cpu)
                     n, took = load(url)
@@ -303,12 +307,104 @@ def suite_fcgi(rounds: int) -> str:
             + "\n\n".join(out))
 
 
-SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq, "fcgi": suite_fcgi}
+def certificate(work: Path) -> Path:
+    """A self-signed P-256 certificate and key in one file (made once per work directory)."""
+    pem = work / "bench.pem"
+    if not pem.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "7", "-subj",
+                        "/CN=localhost", "-keyout", str(work / "bench.key"), "-out",
+                        str(work / "bench.crt")], capture_output=True, check=True)
+        pem.write_bytes((work / "bench.crt").read_bytes() + (work / "bench.key").read_bytes())
+    return pem
+
+
+def emberd_tls(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+    return emberd(work, docroot, port, f'ssl.engine = "enable"\n'
+                  f'ssl.pemfile = "{certificate(work)}"\n')
+
+
+def lighttpd_tls(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+    return lighttpd(work, docroot, port, 'server.modules = ( "mod_mbedtls", "mod_staticfile" )\n'
+                    f'ssl.engine = "enable"\nssl.pemfile = "{certificate(work)}"\n')
+
+
+def s_time(url: str, seconds: int = 5) -> int:
+    """Full handshakes (each a new session) done by ``openssl s_time -new`` in ``seconds``."""
+    host = url.split("//", 1)[1].split("/", 1)[0]
+    out = subprocess.run(["openssl", "s_time", "-connect", host, "-new", "-time",
+                          str(seconds)], capture_output=True, text=True, timeout=seconds + 60,
+                         check=True).stdout
+    m = re.search(r"(\d+) connections in [\d.]+s", out)
+    if m is None:
+        raise RuntimeError(f"unexpected s_time output:\n{out}")
+    return int(m.group(1))
+
+
+def idle_rss(servers: dict[str, tuple[Callable, str]],  # type: ignore[type-arg]
+             rounds: int) -> str:
+    """VmRSS 2 s after start-up and after one request (for TLS: one handshake);
+    ``servers`` maps a name to (start function, URL scheme)."""
+    rows = ["| server | RSS after start (kB, median) | RSS after one request (kB, median) |",
+            "|---|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
+        work = Path(tmp)
+        docroot = work / "www"
+        docroot.mkdir()
+        (docroot / "4k.html").write_bytes(b"x" * 4096)
+        for name, (start, scheme) in servers.items():
+            started, used = [], []
+            for _ in range(rounds):
+                port = free_port()
+                with start(work, docroot, port) as proc:
+                    time.sleep(2)
+                    started.append(rss_kb(proc.pid))
+                    subprocess.run(["curl", "-sk", "-o", "/dev/null",
+                                    f"{scheme}://127.0.0.1:{port}/4k.html"], check=True)
+                    time.sleep(1)
+                    used.append(rss_kb(proc.pid))
+            rows.append(f"| {name} | {statistics.median(started):,.0f} | "
+                        f"{statistics.median(used):,.0f} |")
+    return "\n".join(rows)
+
+
+def suite_https(rounds: int) -> str:
+    servers = {"emberd": emberd_tls, "lighttpd": lighttpd_tls}
+
+    def load_h2(url: str) -> tuple[int, float]:
+        t0 = time.monotonic()
+        n = h2load(url, 16, 8, 20_000)
+        return n, time.monotonic() - t0
+
+    def load_h1(url: str) -> tuple[int, float]:
+        return wrk(url, 5, 8), 5.0
+
+    def load_handshakes(url: str) -> tuple[int, float]:
+        return s_time(url, 5), 5.0
+
+    h2 = table(measure(servers, rounds, load_h2, scheme="https"))
+    h1 = table(measure(servers, rounds, load_h1, scheme="https"))
+    hs = table(measure(servers, rounds, load_handshakes, scheme="https"))
+    rss = idle_rss({"emberd, no TLS": (emberd, "http"),
+                    "emberd, TLS (Mbed TLS)": (emberd_tls, "https"),
+                    "lighttpd, no TLS": (lighttpd, "http"),
+                    "lighttpd, TLS (mod_mbedtls)": (lighttpd_tls, "https")}, rounds)
+    return ("4 KB static GET over TLS 1.2 (P-256 ECDSA certificate, ECDHE; both servers "
+            "use Mbed TLS)\n\n"
+            "TLS + HTTP/2, `h2load -c16 -m8 -n 20000`\n\n" + h2 +
+            "\n\nTLS + HTTP/1.1 keep-alive, `wrk -t1 -c8 -d5s`\n\n" + h1 +
+            "\n\nFull handshakes (new session each, `openssl s_time -new -time 5`; "
+            "\"req/s\" is handshakes/s, CPU is per 10k handshakes)\n\n" + hs +
+            "\n\nIdle RSS\n\n" + rss)
+
+
+SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq, "fcgi": suite_fcgi,
+          "https": suite_https}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--suites", default="h1,h2c,h2seq,fcgi")
+    ap.add_argument("--suites", default="h1,h2c,h2seq,fcgi,https")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     for tool in ("wrk", "h2load"):
