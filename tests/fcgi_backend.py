@@ -51,7 +51,7 @@ def _answer(conn: socket.socket, env: dict[str, str], body: bytes) -> bool:
         conn.sendall(r.end_request(1))
         return "close" not in words
     head = [f"Status: {words.get('status', '200')}", "Content-Type: text/plain",
-            f"X-Pid: {os.getpid()}"]
+            f"X-Pid: {os.getpid()}", f"X-Connections: {OPEN[0]}"]
     if "sendfile" in words:
         head.append(f"X-Sendfile: {words['sendfile']}")
     if "length" in words:
@@ -80,7 +80,21 @@ def _answer(conn: socket.socket, env: dict[str, str], body: bytes) -> bool:
     return "close" not in words
 
 
+OPEN = [0]  # connections open now (reported as X-Connections)
+OPEN_LOCK = threading.Lock()
+
+
 def serve_connection(conn: socket.socket) -> None:
+    with OPEN_LOCK:
+        OPEN[0] += 1
+    try:
+        _serve(conn)
+    finally:
+        with OPEN_LOCK:
+            OPEN[0] -= 1
+
+
+def _serve(conn: socket.socket) -> None:
     reader = r.RecordReader()
     env: dict[str, str] = {}
     params = bytearray()

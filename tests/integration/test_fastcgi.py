@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -390,6 +391,32 @@ def test_backend_dying_mid_response_cuts_the_response(emberd):
     assert not body.endswith(b"0\r\n\r\n")  # never finished, connection closed: the client knows
     wait_for(lambda: "exited with status 3" in srv.log())
     wait_for(lambda: get(srv.port, "/f?echo").status == 200)  # restarted after disable-time
+
+
+def test_requests_beyond_max_connections_wait_in_emberd(emberd):
+    srv = fake(emberd, ', "max-connections" => 2, "keep-conn" => "disable"')
+    replies: list = []
+
+    def one() -> None:
+        replies.append(get(srv.port, "/f?sleep=0.5"))
+
+    workers = [threading.Thread(target=one) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert [r.status for r in replies] == [200] * 6
+    assert max(int(r.header("x-connections")) for r in replies) <= 2
+
+
+def test_waiting_longer_than_connect_timeout_is_503(emberd):
+    srv = fake(emberd, ', "max-connections" => 1, "connect-timeout" => 1')
+    slow = threading.Thread(target=get, args=(srv.port, "/f?sleep=4"))
+    slow.start()
+    time.sleep(0.5)
+    assert get(srv.port, "/f?echo").status == 503
+    slow.join(30)
+    wait_for(lambda: "no backend process free within 1 s" in srv.log())
 
 
 def test_backend_that_closes_after_each_request(emberd):

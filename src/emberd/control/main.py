@@ -19,6 +19,7 @@ from ..config.errors import ConfigError
 from ..core import memory
 from . import settings as control_settings
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 TRIM_INTERVAL = 60.0  # seconds between malloc_trim() calls: memory stays flat when idle
 
 
@@ -64,8 +65,9 @@ async def run(settings: dict[str, Any], sock: socket.socket) -> None:
         if not stop.done():
             stop.set_result(None)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stopping)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def trim() -> None:
         memory.trim(128 * 1024)
@@ -97,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.t:
         print("Syntax OK")
         return 0
-    # until the event loop handles it: a SIGTERM during start-up is a clean exit
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # held until the event loop handles them (a signal that arrived while asyncio was
+    # swapping handlers would be lost): see run()
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     memory.set_arena_max(1)
     keep_ssl_out()  # before asyncio is imported: libssl costs ~10 MB of RSS
     import asyncio

@@ -35,6 +35,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,7 @@ class HostOptions:
     read_timeout: int = 0
     write_timeout: int = 0
     keep_conn: bool = True
+    max_conns: int = 16  # requests in flight per process; more wait in emberd
 
 
 class BackendConnection(asyncio.BufferedProtocol):
@@ -226,6 +228,8 @@ class Host:
         self.started = False
         self.stopped = False
         self.active: set[Any] = set()  # requests in flight: check_timeouts(now) each second
+        # requests waiting for a process to have fewer than max_conns in flight
+        self.waiting: deque[Callable[[], None]] = deque()
         self._dying: list[tuple[subprocess.Popen[bytes], float]] = []  # signalled, not reaped
 
     # -- addresses, spawning ------------------------------------------------------
@@ -345,6 +349,11 @@ class Host:
 
     def load(self) -> int:
         return sum(p.load for p in self.procs)
+
+    def wake(self) -> None:
+        """A request left a process: the first waiting request may go."""
+        if self.waiting:
+            self.waiting.popleft()()
 
     def dying(self) -> bool:
         return bool(self._dying)

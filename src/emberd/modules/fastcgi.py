@@ -20,6 +20,11 @@ Theory of operation:
   taking data, reading from the backend stops (and the backend blocks);
   when the backend stops taking the request body, the driver stops reading
   it from the client with ``server.stream-request-body = 2``.
+* ``max-connections`` (emberd's host key): at most that many requests are in
+  flight on a process; more wait in emberd (up to ``connect-timeout``, then
+  503) rather than each opening a connection -- a burst of HTTP/2 streams
+  would otherwise open hundreds, overflow the backend's listen backlog and
+  leave both processes holding the memory.
 * ``keep-conn``: a connection whose request ended cleanly is kept for the
   next request to the same process -- unless other requests are under way
   on that process, because a single-worker backend (php-cgi) would be held
@@ -88,6 +93,9 @@ HOST_KEYS: tuple[Directive, ...] = (
        min=1, max=65535),
     _h("disable-time", Type.SHORT, 1, "a failing process is not used for this long (and a "
        "dead one restarted after it)", unit="s"),
+    _h("max-connections", Type.SHORT, 16, "emberd: requests in flight per backend process; "
+       "more wait in emberd, up to connect-timeout, instead of each opening a connection "
+       "(bounds the memory of a burst on both sides)", unit="connections", min=1),
     _h("connect-timeout", Type.SHORT, 8, "time to connect (retried once, then 503)",
        unit="s", min=1),
     _h("read-timeout", Type.INT, 0, "time without a byte from the backend while waiting "
@@ -183,7 +191,7 @@ def _backend(key: str, label: str, spec: Array) -> Backend:
         idle_timeout=v["idle-timeout"], disable_time=v["disable-time"],
         listen_backlog=v["listen-backlog"], connect_timeout=v["connect-timeout"],
         read_timeout=v["read-timeout"], write_timeout=v["write-timeout"],
-        keep_conn=v["keep-conn"])
+        keep_conn=v["keep-conn"], max_conns=v["max-connections"])
     return Backend(
         host=opts, check_local=v["check-local"], docroot=v["docroot"],
         strip_request_uri=v["strip-request-uri"],
@@ -364,7 +372,7 @@ class FastCgi(Plugin):
 
 
 # states of an FcgiResponse: reading a body of unknown length, connecting, sent, over
-_BODY, _CONNECTING, _WAITING, _DONE = 0, 1, 2, 3
+_BODY, _QUEUED, _CONNECTING, _WAITING, _DONE = 0, 1, 2, 3, 4
 
 
 class FcgiResponse(Deferred):
@@ -386,6 +394,7 @@ class FcgiResponse(Deferred):
         "path_info",
         "plugin",
         "proc",
+        "queued_at",
         "received",
         "req",
         "reused",
@@ -425,7 +434,7 @@ class FcgiResponse(Deferred):
         self.body_sent = 0
         self.stdin_done = False
         self.left: int | None = None  # response body bytes the backend's Content-Length promises
-        self.last_read = self.last_write = time.monotonic()
+        self.last_read = self.last_write = self.queued_at = time.monotonic()
         self.counted = False  # in the host's active set and stats.backend_active
 
     @property
@@ -488,6 +497,11 @@ class FcgiResponse(Deferred):
                 self._fail(503, f"all handlers for {self.req.path} on {self.ext.key} are down")
                 return
             self.backend, proc = chosen
+        if proc.load >= self.backend.host.max_conns:
+            self.state = _QUEUED  # a slot frees when a request on the host ends
+            self.queued_at = time.monotonic()
+            self._host().waiting.append(self._unqueue)
+            return
         self.proc = proc
         proc.load += 1
         proc.last_used = time.monotonic()
@@ -500,6 +514,10 @@ class FcgiResponse(Deferred):
             return
         self.reused = False
         self.task = asyncio.get_running_loop().create_task(self._open(proc))
+
+    def _unqueue(self) -> None:
+        if self.state == _QUEUED:
+            self._connect(None)
 
     async def _open(self, proc: Proc) -> None:
         timeout = self.backend.host.connect_timeout
@@ -524,6 +542,7 @@ class FcgiResponse(Deferred):
 
     def _connect_failed(self, proc: Proc, why: str, timed_out: bool = False) -> None:
         proc.load -= 1
+        self._host().wake()
         self.proc = None
         if self.state == _DONE:
             return
@@ -767,6 +786,10 @@ class FcgiResponse(Deferred):
 
     def check_timeouts(self, now: float) -> None:
         opts = self.backend.host
+        if self.state == _QUEUED and now - self.queued_at > opts.connect_timeout:
+            self._fail(503, f"no backend process free within {opts.connect_timeout} s "
+                       f"({opts.max_conns} requests in flight on each)")
+            return
         if self.state != _WAITING:
             return
         writing = not self.stdin_done and (
@@ -791,6 +814,8 @@ class FcgiResponse(Deferred):
 
     def _finish(self, keep: bool) -> None:
         """The backend's part is over: give back the connection, the process, the memory."""
+        if self.state == _QUEUED:
+            self._host().waiting.remove(self._unqueue)
         self.state = _DONE
         self.sink = None
         if self.task is not None:
@@ -815,6 +840,7 @@ class FcgiResponse(Deferred):
         if proc is not None:
             proc.load -= 1
             proc.last_used = time.monotonic()
+            self._host().wake()
         if self.counted:
             self.counted = False
             self._host().active.discard(self)
