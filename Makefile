@@ -121,5 +121,57 @@ soak: $(STAMP)
 	SOAK_MINUTES='$(SOAK_MINUTES)' SOAK_COMPARE='$(SOAK_COMPARE)' SOAK_OUT='$(SOAK_OUT)' \
 	  $(BIN)/python -m emberd.tools.soak
 
+# Firmware through Buildroot and the external tree in buildroot/ (README "Firmware").
+# Buildroot downloads every source: this needs internet.
+#   BR2        a Buildroot checkout (2026.02.x LTS or newer), required
+#   DEFCONFIG  one of buildroot/configs/ (emberd_qemu_aarch64_virt; _defconfig optional)
+#   BR2_OUT    Buildroot's output directory (build/buildroot/DEFCONFIG): images in
+#              BR2_OUT/images. It is configured from DEFCONFIG only when it has no
+#              .config yet, so menuconfig changes stay.
+#   BR2_TARGET what to make in it (everything; e.g. menuconfig, emberd-rebuild)
+DEFCONFIG ?= emberd_qemu_aarch64_virt
+BR2_OUT   ?= $(BUILD)/buildroot/$(patsubst %_defconfig,%,$(DEFCONFIG))
+BR2_TARGET ?=
+# DEFCONFIG= : ours must not reach Buildroot, where it names savedefconfig's file
+BR2_MAKE = $(MAKE) -C '$(BR2)' O='$(abspath $(BR2_OUT))' DEFCONFIG=
+.PHONY: buildroot buildroot-check install
+# load every defconfig and run utils/check-package with a Buildroot checkout (offline)
+buildroot-check: $(STAMP)
+	@test -n '$(BR2)' -a -d '$(BR2)/package' || { echo "usage: make buildroot-check BR2=/path/to/buildroot"; exit 2; }
+	$(BIN)/python -m pip install --quiet flake8 python-magic
+	EMBERD_BUILDROOT='$(abspath $(BR2))' $(BIN)/pytest tests/buildroot/test_with_buildroot.py
+
+buildroot:
+	@test -n '$(BR2)' -a -f '$(BR2)/Makefile' -a -d '$(BR2)/package' || { \
+	  echo "usage: make buildroot BR2=/path/to/buildroot [DEFCONFIG=...] (BR2: a Buildroot checkout)"; \
+	  exit 2; }
+	test -f '$(BR2_OUT)/.config' || $(BR2_MAKE) BR2_EXTERNAL='$(CURDIR)/buildroot' \
+	  $(patsubst %_defconfig,%,$(DEFCONFIG))_defconfig
+	$(BR2_MAKE) $(BR2_TARGET)
+
+# A trimmed emberd for other build systems (Yocto, OpenWrt, ...), chosen as in
+# Buildroot's menu by the same code (buildroot/scripts/emberd_select.py):
+#   DESTDIR        the target root file system (required)
+#   MODULES        all (default), none or module names: "staticfile indexfile access"
+#   TLS            mbedtls (default), openssl, or none (leaves emberd/tls out)
+#   CONTROL        yes (default) or no (leaves emberd-control out)
+#   PYC_ONLY       1: only .pyc files (PYTHON must then be the target's Python X.Y)
+#   PYTHON_VERSION the target's Python X.Y (default: $(PYTHON)'s): lib/pythonX.Y/site-packages
+#   PREFIX         /usr; TARGET_PYTHON: the #! of the console scripts (/usr/bin/python3)
+# h2, h11, ujson (and python-mbedtls or Python's ssl) are the build system's to install.
+MODULES  ?= all
+TLS      ?= mbedtls
+CONTROL  ?= yes
+PYC_ONLY ?=
+PREFIX   ?= /usr
+TARGET_PYTHON  ?= /usr/bin/python3
+PYTHON_VERSION ?=
+install:
+	@test -n '$(DESTDIR)' || { echo "usage: make install DESTDIR=/path/to/rootfs [MODULES=...]"; exit 2; }
+	$(PYTHON) buildroot/scripts/emberd_select.py install --destdir '$(DESTDIR)' \
+	  --prefix '$(PREFIX)' --interpreter '$(TARGET_PYTHON)' --modules '$(MODULES)' \
+	  --tls '$(TLS)' --control '$(CONTROL)' $(if $(PYC_ONLY),--pyc-only) \
+	  $(if $(PYTHON_VERSION),--python-version '$(PYTHON_VERSION)')
+
 # Firmware: QEMU test images from Debian packages (make image / qemu-test ARCH=...)
 include firmware/firmware.mk
