@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import errno
 import functools
+import gc
 import os
 import selectors
 import signal
@@ -276,6 +277,9 @@ class Server:
         for old in self._retired:
             old.close()
         self._retired.clear()
+        # a burst leaves cyclic garbage (connections, transports, h2 state) that only a
+        # full collection frees, and an idle server allocates nothing that would trigger one
+        gc.collect()
         if self.config["emberd.malloc-trim"]:
             memory.trim(self.config["emberd.malloc-top-pad"])
             s.malloc_trims += 1

@@ -38,10 +38,10 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import binascii
 import functools
 import os
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,7 +304,7 @@ class FastCgi(Plugin):
                 order = order[start:] + order[:start]
             elif balance in ("hash", "sticky"):
                 seed = req.remote_addr if balance == "sticky" else req.authority + req.path
-                start = zlib.crc32(seed.encode("utf-8", "surrogateescape")) % n
+                start = binascii.crc32(seed.encode("utf-8", "surrogateescape")) % n
                 order = order[start:] + order[:start]
             else:
                 order.sort(key=lambda i: self.hosts[backends[i].host].load())

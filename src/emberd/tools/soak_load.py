@@ -26,6 +26,7 @@ Options of Debian's nghttp2-client 1.52 used: ``-c -m -D --rps -d -H --h1``
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import math
 import re
@@ -41,6 +42,8 @@ import h2.events
 import h2.exceptions
 import h11
 
+from .soak_servers import PASSWORD, USER
+
 H2C = "h2c"
 HTTP11 = "http/1.1"
 PROTOCOLS = (H2C, HTTP11)
@@ -49,6 +52,7 @@ GRACE = 60.0  # seconds a phase may overrun before its client is stopped
 REQUEST_TIMEOUT = 30.0  # seconds without an answer before a request counts as an error
 BURST_MAX_RATE = 20_000  # count bound of a built-in burst: this many requests per second
 XRW = ("x-requested-with", "emberd-soak")  # emberd-control refuses a POST without it
+AUTH = ("authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
 _READ = 65536
 
 
@@ -165,7 +169,8 @@ class H2load:
 
     @staticmethod
     def _post(target: Target) -> list[str]:
-        return ["-d", str(target.body_file), "-H", f"{XRW[0]}: {XRW[1]}"]
+        return ["-d", str(target.body_file), "-H", f"{XRW[0]}: {XRW[1]}",
+                "-H", f"{AUTH[0]}: {AUTH[1]}"]
 
     def _run(self, cmd: list[str], seconds: float) -> LoadResult:
         result = LoadResult(self.name)
@@ -297,7 +302,7 @@ async def _h2_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     headers = [(":method", "POST"), (":path", target.path), (":scheme", "http"),
                (":authority", f"{target.host}:{target.port}"),
                ("content-type", "application/octet-stream"),
-               ("content-length", str(len(body))), XRW]
+               ("content-length", str(len(body))), XRW, AUTH]
     open_streams: dict[int, int] = {}  # stream id -> status (0 until the response head)
     unsent: dict[int, memoryview] = {}
     last_answer = time.monotonic()
@@ -370,7 +375,7 @@ async def _h1_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     conn = h11.Connection(h11.CLIENT)
     request = h11.Request(method="POST", target=target.path, headers=[
         ("Host", f"{target.host}:{target.port}"), ("Content-Type", "application/octet-stream"),
-        ("Content-Length", str(len(body))), XRW])
+        ("Content-Length", str(len(body))), XRW, AUTH])
     while (wait := budget.wait()) is not None:
         if wait > 0:
             await asyncio.sleep(wait)

@@ -20,7 +20,7 @@ streamed to the backend (emberd also keeps the backend connection, its
 
 ``--emberd-config FILE`` (e.g. the device's ``rootfs/etc/emberd/emberd.conf``)
 soaks that configuration instead: it is included and the same settings are
-forced over it with ``:=``, plus ``auth.require := ( )`` since the load
+forced over it with ``:=``, plus Basic auth on /api/ (the load sends the header) since the load
 carries no credentials.  lighttpd gets the equivalent of the generated
 configuration.  Every file a server writes (logs, pid file, uploads, temp
 files, the socket) is inside the run's directory -- the socket goes to a
@@ -80,6 +80,19 @@ def q(text: object) -> str:
     return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# The API is protected as on the device, with Basic (a header the load tools can send):
+# every request of the soak goes through mod_auth.
+USER, PASSWORD, REALM = "soak", "soak-password", "soak"
+
+
+def auth_conf(work: Path, set_: str) -> list[str]:
+    """mod_auth settings for /api/ (the same text works for emberd and lighttpd)."""
+    return [f'auth.backend {set_} "plain"',
+            f"auth.backend.plain.userfile {set_} {q(work / 'users')}",
+            f'auth.require {set_} ( "/api/" => ( "method" => "basic", "realm" => "{REALM}", '
+            '"require" => "valid-user" ) )']
+
+
 def control_conf(work: Path, sock: Path) -> str:
     return "\n".join([
         "# Written by emberd.tools.soak: emberd-control as a service, everything in a temp dir.",
@@ -99,10 +112,10 @@ def emberd_conf(work: Path, port: int, sock: Path, base: Path | None = None) -> 
     set_ = ":=" if base is not None else "="
     lines = ["# Written by emberd.tools.soak: the bug-#3084 workload's server."]
     if base is not None:
-        lines += [f"include {q(base)}", 'server.username := ""', 'server.groupname := ""',
-                  "auth.require := ( )  # the load carries no credentials"]
+        lines += [f"include {q(base)}", 'server.username := ""', 'server.groupname := ""']
     else:
-        lines.append('server.modules = ( "mod_fastcgi" )')
+        lines.append('server.modules = ( "mod_auth", "mod_authn_file", "mod_fastcgi" )')
+    lines += auth_conf(work, set_)
     settings = [
         ("server.bind", '"127.0.0.1"'),
         ("server.port", str(port)),
@@ -125,7 +138,8 @@ def emberd_conf(work: Path, port: int, sock: Path, base: Path | None = None) -> 
 def lighttpd_conf(work: Path, port: int, sock: Path) -> str:
     return "\n".join([
         "# Written by emberd.tools.soak: lighttpd in front of the same emberd-control.",
-        'server.modules = ( "mod_fastcgi" )',
+        'server.modules = ( "mod_auth", "mod_authn_file", "mod_fastcgi" )',
+        *auth_conf(work, "="),
         f"server.document-root = {q(work / 'www')}",
         'server.bind = "127.0.0.1"',
         f"server.port = {port}",
@@ -204,6 +218,7 @@ class Stack:
     def start(self) -> None:
         for d in ("www", "uploads", "tmp"):
             (self.work / d).mkdir(parents=True, exist_ok=True)
+        (self.work / "users").write_text(f"{USER}:{PASSWORD}\n")
         sock = self.work / "control.sock"
         if len(bytes(sock)) > SUN_PATH_MAX:
             self.sock_dir = Path(tempfile.mkdtemp(prefix="emberd-soak-", dir="/tmp"))

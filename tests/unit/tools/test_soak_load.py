@@ -50,7 +50,9 @@ def test_h2load_command_lines():
     h2load = H2load("/usr/bin/h2load")
     assert h2load.steady_command(TARGET, 100, 600) == [
         "/usr/bin/h2load", "-c1", "-m1", "--rps=100", "-D600", "-d", "/tmp/4k.bin",
-        "-H", "x-requested-with: emberd-soak", "http://127.0.0.1:8080/api/upload?name=soak.bin"]
+        "-H", "x-requested-with: emberd-soak",
+        "-H", "authorization: Basic c29hazpzb2FrLXBhc3N3b3Jk",
+        "http://127.0.0.1:8080/api/upload?name=soak.bin"]
     assert h2load.burst_command(TARGET, 50, 8, 30)[1:4] == ["-c50", "-m8", "-D30"]
     h1 = Target(8080, "/x", Path("/b"), HTTP11)
     # posting data, h2load pipelines at most one request per HTTP/1.1 connection anyway
