@@ -189,8 +189,10 @@ class Run:
             "failed": int(m.group(4)) if m else None,
             "status_2xx": int(codes.group(1)) if codes else None,
         }
+        # with -D, h2load counts a request still in flight when time is up among the
+        # status codes but not in "total": 2xx may exceed the total by the requests in flight
         if proc.returncode != 0 or not m or result["succeeded"] != result["requests"] \
-                or result["status_2xx"] != result["requests"]:
+                or codes is None or not 0 <= int(codes.group(1)) - int(m.group(1)) <= 1:
             print(out, proc.stderr)
             raise AssertionError(f"the bug-#3084 run did not succeed: {result}")
         return result

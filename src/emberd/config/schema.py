@@ -233,6 +233,28 @@ def _typed_map(d: Directive, raw: dict[str, Value], warn: Callable[[str], None])
     return out
 
 
+def coerce_entry(where: str, spec: Array, known: Mapping[str, Directive],
+                 aliases: Mapping[str, str] | None = None,
+                 explain: Callable[[Directive, Value, str], str] | None = None) -> dict[str, Any]:
+    """One keyed entry of a nested table (a host of fastcgi.server, a path of
+    auth.require) typed by ``known``; unknown keys are errors.  ``explain`` may
+    reword a value problem; ValueProblem names ``where`` and the key."""
+    out: dict[str, Any] = {}
+    for k, raw in spec.entries:
+        assert k is not None
+        key = aliases.get(k, k) if aliases else k
+        d = known.get(key)
+        if d is None:
+            raise ValueProblem(f'{where}: unknown key "{k}"; known keys: '
+                               + ", ".join(sorted(known)))
+        try:
+            out[key] = coerce(d, raw, lambda m: None)
+        except ValueProblem as exc:
+            why = explain(d, raw, str(exc)) if explain is not None else str(exc)
+            raise ValueProblem(f'{where}: "{k}": {why}') from None
+    return out
+
+
 def with_sub_defaults(d: Directive, value: Mapping[str, Any], get: Getter) -> dict[str, Any]:
     """A sub-schema map completed with the defaults of the keys not given."""
     out = dict(value)

@@ -69,13 +69,26 @@ PLAIN_HTTP_ON_TLS = (b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\n"
 
 
 
-def set_reading(transport: asyncio.Transport | None, on: bool) -> None:
-    """Resume or pause reading a transport (asyncio refuses a pause of a paused one)."""
-    if transport is not None and transport.is_reading() != on:
-        if on:
-            transport.resume_reading()
-        else:
-            transport.pause_reading()
+class Reading:
+    """Pausing and resuming the reading of a protocol's transport (once it is not closed)."""
+
+    transport: asyncio.Transport | None
+    closed: bool
+
+    def pause_reading(self) -> None:
+        self._set_reading(False)
+
+    def resume_reading(self) -> None:
+        self._set_reading(True)
+
+    def _set_reading(self, on: bool) -> None:
+        transport = self.transport
+        # asyncio refuses to pause a paused transport
+        if not self.closed and transport is not None and transport.is_reading() != on:
+            if on:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
 class Driver(Protocol):
     """What a protocol implementation offers to its connection."""
@@ -89,7 +102,7 @@ class Driver(Protocol):
     def close(self) -> None: ...
 
 
-class Connection(asyncio.BufferedProtocol):
+class Connection(Reading, asyncio.BufferedProtocol):
     def __init__(self, server: Server, token: str, tls: Endpoint | None = None) -> None:
         self.server = server
         self.token = token  # the listener, as $SERVER["socket"] compares it
@@ -367,14 +380,6 @@ class Connection(asyncio.BufferedProtocol):
                     self.server.runtime.log("tls", f"timeout during {self.timeout_reason} "
                                             f"(client {self.remote_addr}); closing")
                 self.abort()
-
-    def pause_reading(self) -> None:
-        if not self.closed:
-            set_reading(self.transport, False)
-
-    def resume_reading(self) -> None:
-        if not self.closed:
-            set_reading(self.transport, True)
 
     def close(self) -> None:
         """Close after what is queued has been sent (with TLS: after close_notify)."""

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .chunk import ChunkPool
-from .connection import set_reading
+from .connection import Reading
 
 UP, DISABLED, DIED = "up", "disabled", "died"
 MAX_IDLE_CONNECTIONS = 4  # kept per proc with keep-conn
@@ -71,7 +71,7 @@ class HostOptions:
     max_conns: int = 16  # requests in flight per process; more wait in emberd
 
 
-class BackendConnection(asyncio.BufferedProtocol):
+class BackendConnection(Reading, asyncio.BufferedProtocol):
     """One connection to a backend; its current user receives what arrives."""
 
     def __init__(self, proc: Proc, pool: ChunkPool) -> None:
@@ -130,14 +130,6 @@ class BackendConnection(asyncio.BufferedProtocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
             self.transport.write(data)
-
-    def pause_reading(self) -> None:
-        if not self.closed:
-            set_reading(self.transport, False)
-
-    def resume_reading(self) -> None:
-        if not self.closed:
-            set_reading(self.transport, True)
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

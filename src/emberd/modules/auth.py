@@ -49,9 +49,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config.errors import Diagnostics
-from ..config.schema import Directive, Scope, Type, ValueProblem, coerce
+from ..config.schema import Directive, Scope, Type, ValueProblem, coerce_entry
 from ..config.settings import ServerConfig
-from ..config.values import Array
+from ..config.values import Array, Value
 from ..core.runtime import Runtime
 from ..http.message import Deferred, Request, Response, Sink
 from ..http.status import error_page
@@ -172,27 +172,19 @@ def parse_algorithms(text: str) -> tuple[str, ...]:
     return tuple(a for a in _CHALLENGE_ORDER if a in found)
 
 
+def _explain(d: Directive, raw: Value, why: str) -> str:
+    if d.key == "method" and raw == "extern":
+        return ('"extern" is not supported by emberd (nothing sets REMOTE_USER before '
+                'mod_auth); use "basic" or "digest"')
+    return why
+
+
 def _require(prefix: str, spec: Array) -> Require:
     where = f'"{prefix}"'
     if not spec.is_keyed():
         raise ValueProblem(f'{where}: expected ( "method" => "...", "realm" => "...", '
                            '"require" => "..." )')
-    v: dict[str, Any] = {}
-    for k, raw in spec.entries:
-        assert k is not None
-        key = _ALIASES.get(k, k)
-        d = _REQUIRE_KEY.get(key)
-        if d is None:
-            raise ValueProblem(f'{where}: unknown key "{k}"; known keys: '
-                               + ", ".join(sorted(_REQUIRE_KEY)))
-        try:
-            v[key] = coerce(d, raw, lambda m: None)
-        except ValueProblem as exc:
-            why = str(exc)
-            if d.key == "method" and raw == "extern":
-                why = ('"extern" is not supported by emberd (nothing sets REMOTE_USER '
-                       'before mod_auth); use "basic" or "digest"')
-            raise ValueProblem(f'{where}: "{k}": {why}') from None
+    v = coerce_entry(where, spec, _REQUIRE_KEY, _ALIASES, _explain)
     for key in ("method", "realm", "require"):
         if key not in v or (key != "realm" and not v[key]):
             raise ValueProblem(f'{where}: "{key}" is missing' +

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.errors import Diagnostics
-from ..config.schema import Directive, Scope, Type, ValueProblem, coerce
+from ..config.schema import Directive, Scope, Type, ValueProblem, coerce_entry
 from ..config.settings import ServerConfig
 from ..config.values import Array
 from ..core.body import Body, BodyError
@@ -149,17 +149,7 @@ def _backend(key: str, label: str, spec: Array) -> Backend:
     where = f'"{key}" => "{label}"' if label else f'"{key}"'
     if not spec.is_keyed():
         raise ValueProblem(f"{where}: expected ( \"key\" => value, ... )")
-    v: dict[str, Any] = {}
-    for k, raw in spec.entries:
-        assert k is not None
-        d = _HOST_KEY.get(k)
-        if d is None:
-            raise ValueProblem(f'{where}: unknown key "{k}"; known keys: '
-                               + ", ".join(sorted(_HOST_KEY)))
-        try:
-            v[k] = coerce(d, raw, lambda m: None)
-        except ValueProblem as exc:
-            raise ValueProblem(f'{where}: "{k}": {exc}') from None
+    v = coerce_entry(where, spec, _HOST_KEY)
     given = set(v)
     for d in HOST_KEYS:
         v.setdefault(d.key, d.default)

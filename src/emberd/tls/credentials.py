@@ -47,6 +47,18 @@ def _read(key: str, path: str, problems: list[str]) -> bytes | None:
         return None
 
 
+def _certificates(key: str, path: str, pem: bytes, problems: list[str]) -> list[Certificate]:
+    """The certificates of a PEM file; a problem when there are none or they do not parse."""
+    try:
+        found = certificates.load_certificates(pem)
+    except CertificateError as exc:
+        problems.append(f"{key} {path}: {exc}")
+        return []
+    if not found:
+        problems.append(f"{key} {path}: no certificate in it")
+    return found
+
+
 def _key_block(data: bytes) -> bytes | None:
     blocks = certificates.pem_blocks(data)
     for label, der in blocks:
@@ -65,16 +77,10 @@ def load(settings: TlsSettings, where: str = "") -> Credentials:
     key_file = settings.privkey or settings.pemfile
     pem = _read("ssl.pemfile", settings.pemfile, problems)
     if pem is not None:
-        try:
-            chain = certificates.load_certificates(pem)
-        except CertificateError as exc:
-            problems.append(f"ssl.pemfile {settings.pemfile}: {exc}")
-        else:
-            if not chain:
-                problems.append(f"ssl.pemfile {settings.pemfile}: no certificate in it")
-            bad = certificates.chain_problem(chain)
-            if bad:
-                problems.append(f"ssl.pemfile {settings.pemfile}: bad chain: {bad}")
+        chain = _certificates("ssl.pemfile", settings.pemfile, pem, problems)
+        bad = certificates.chain_problem(chain) if chain else None
+        if bad:
+            problems.append(f"ssl.pemfile {settings.pemfile}: bad chain: {bad}")
     key_data = pem if not settings.privkey else _read("ssl.privkey", settings.privkey, problems)
     if key_data is not None:
         label = "ssl.privkey" if settings.privkey else "ssl.pemfile"
@@ -94,13 +100,7 @@ def load(settings: TlsSettings, where: str = "") -> Credentials:
     if settings.ca_file:
         ca = _read("ssl.ca-file", settings.ca_file, problems)
         if ca is not None:
-            try:
-                authorities = certificates.load_certificates(ca)
-            except CertificateError as exc:
-                problems.append(f"ssl.ca-file {settings.ca_file}: {exc}")
-            else:
-                if not authorities:
-                    problems.append(f"ssl.ca-file {settings.ca_file}: no certificate in it")
+            authorities = _certificates("ssl.ca-file", settings.ca_file, ca, problems)
     elif settings.verify_client:
         problems.append("ssl.verifyclient.activate needs ssl.ca-file (the CAs that issue "
                         "client certificates)")
