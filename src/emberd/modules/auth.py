@@ -40,11 +40,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
-import secrets
 import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +49,7 @@ from ..config.schema import Directive, Scope, Type, ValueProblem, coerce_entry
 from ..config.settings import ServerConfig
 from ..config.values import Array, Value
 from ..core.runtime import Runtime
+from ..digests import compare_digest, hmac_sha256, md5, random_bytes, sha256
 from ..http.message import Deferred, Request, Response, Sink
 from ..http.status import error_page
 from . import Plugin
@@ -67,7 +64,7 @@ BASIC_MAX = 1363  # base64 characters of "user:password" (lighttpd: 1023 decoded
 DIGEST_MAX = 1024  # length of a Digest user name (lighttpd's userbuf)
 # the random secret of nonces when auth.require has no "nonce-secret": nonces of
 # this process stay valid across reloads, and a restart makes them stale
-_PROCESS_SECRET = secrets.token_bytes(32)
+_PROCESS_SECRET = random_bytes(32)
 _CHALLENGE_ORDER = ("SHA-256", "MD5")  # lighttpd offers the stronger first
 
 
@@ -222,8 +219,8 @@ _HASH_SIZE = {"MD5": 16, "SHA-256": 32}
 def digest_hex(algorithm: str, data: bytes) -> str:
     """H(data) in lower-case hex, for "MD5" or "SHA-256"."""
     if algorithm == "MD5":
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-    return hashlib.sha256(data).hexdigest()
+        return str(md5(data, usedforsecurity=False).hexdigest())
+    return str(sha256(data).hexdigest())
 
 
 def ha1(algorithm: str, user: bytes, realm: bytes, password: bytes) -> str:
@@ -251,9 +248,9 @@ def userhash(algorithm: str, user: bytes, realm: bytes) -> str:
 def make_nonce(key: bytes, now: int, rnd: int | None = None) -> str:
     """``hex(time):hex(random):mac`` (lighttpd's layout with a nonce-secret)."""
     if rnd is None:
-        rnd = secrets.randbits(32)
+        rnd = int.from_bytes(random_bytes(4), "big")
     head = f"{now:x}:{rnd:08x}"
-    mac = hmac.new(key, head.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+    mac = hmac_sha256(key, head.encode("ascii")).hex()[:32]
     return f"{head}:{mac}"
 
 
@@ -273,7 +270,7 @@ def check_nonce(key: bytes, nonce: str, now: int, ttl: int = NONCE_TTL) -> str:
     if not sep or len(rnd_text) != 8 or not _is_hex(rnd_text):
         return NONCE_FOREIGN
     expect = make_nonce(key, ts, int(rnd_text, 16))
-    if not hmac.compare_digest(expect.encode("ascii"), nonce.encode("ascii", "replace")):
+    if not compare_digest(expect.encode("ascii"), nonce.encode("ascii", "replace")):
         return NONCE_FOREIGN
     return NONCE_OK
 
@@ -327,13 +324,29 @@ def parse_params(text: str) -> dict[str, str]:
     return out
 
 
+def _unquote(value: str) -> bytes:
+    """Percent-decoding to bytes (urllib.parse's unquote_to_bytes, without importing it)."""
+    raw = value.encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        if raw[i] == 0x25 and i + 3 <= n and all(
+                c in b"0123456789abcdefABCDEF" for c in raw[i + 1 : i + 3]):
+            out.append(int(raw[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out)
+
+
 def _ext_value(text: str) -> bytes | None:
     """An RFC 8187 ext-value (``username*=UTF-8''j%C3%B6rg``) decoded; None if invalid."""
     charset, q1, rest = text.partition("'")
     _lang, q2, value = rest.partition("'")
     if not q1 or not q2 or charset.lower() not in ("utf-8", "iso-8859-1"):
         return None
-    raw = urllib.parse.unquote_to_bytes(value)
+    raw = _unquote(value)
     if charset.lower() == "utf-8":
         try:
             raw.decode("utf-8")
@@ -666,7 +679,7 @@ class Auth(Plugin):
             p.get("nc", "").encode("latin-1", "replace"),
             p.get("cnonce", "").encode("latin-1", "replace"),
             (qop or "").encode("latin-1", "replace"), sess)
-        if not hmac.compare_digest(expect.encode("ascii"), response.lower().encode("ascii")):
+        if not compare_digest(expect.encode("ascii"), response.lower().encode("ascii")):
             self._log(f"digest: auth failed for {_show(user)}: wrong password, "
                       f"IP: {req.remote_addr}")
             return self._denied(req, self._digest_challenge(require))

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ctypes
-import ctypes.util
-import hashlib
-import hmac
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -40,6 +38,7 @@ from ..config.errors import Diagnostics
 from ..config.schema import Directive, Scope, Type
 from ..config.settings import ServerConfig
 from ..core.runtime import Runtime
+from ..digests import compare_digest, md5, sha1
 from ..http.message import Request
 from . import Plugin
 from .auth import (
@@ -74,19 +73,23 @@ _CRYPT_R_SIZE = 256 * 1024
 
 
 def _libraries() -> Iterator[ctypes.CDLL]:
-    found = ctypes.util.find_library("crypt")
-    names = [found] if found else []
-    # find_library needs ldconfig or a compiler, which a device may lack
-    names += ["libcrypt.so.1", "libcrypt.so.2", "libcrypt.so"]
-    for name in names:
+    # the usual sonames first: ctypes.util.find_library imports shutil, tempfile, bz2
+    # and lzma (half a megabyte that stays) and needs ldconfig or a compiler
+    for name in ("libcrypt.so.1", "libcrypt.so.2", "libcrypt.so"):
         try:
             yield ctypes.CDLL(name)
         except OSError:
             continue
-    try:
+    with contextlib.suppress(OSError):
         yield ctypes.CDLL(None)  # musl has crypt(3) in libc itself
-    except OSError:
-        return
+    from ctypes.util import find_library
+
+    found = find_library("crypt")
+    if found:
+        try:
+            yield ctypes.CDLL(found)
+        except OSError:
+            return
 
 
 def _bind(lib: ctypes.CDLL) -> CryptFn | None:
@@ -177,8 +180,8 @@ def md5_crypt(password: bytes, salt: bytes, magic: bytes = b"$apr1$") -> bytes:
     """Poul-Henning Kamp's MD5-crypt; ``magic`` b"$apr1$" is Apache's variant, b"$1$" the
     crypt(3) one.  ``salt`` stops at '$' or 8 characters."""
     salt = salt.split(b"$", 1)[0][:8]
-    final = hashlib.md5(password + salt + password, usedforsecurity=False).digest()
-    ctx = hashlib.md5(password + magic + salt, usedforsecurity=False)
+    final = md5(password + salt + password, usedforsecurity=False).digest()
+    ctx = md5(password + magic + salt, usedforsecurity=False)
     n = len(password)
     while n > 0:
         ctx.update(final[: min(16, n)])
@@ -189,7 +192,7 @@ def md5_crypt(password: bytes, salt: bytes, magic: bytes = b"$apr1$") -> bytes:
         i >>= 1
     final = ctx.digest()
     for i in range(1000):
-        c = hashlib.md5(usedforsecurity=False)
+        c = md5(usedforsecurity=False)
         c.update(password if i & 1 else final)
         if i % 3:
             c.update(salt)
@@ -219,13 +222,13 @@ def verify_password(stored: bytes, password: bytes) -> bool:
             want = base64.b64decode(stored[5:], validate=True)
         except (binascii.Error, ValueError):
             return False
-        have = hashlib.sha1(password, usedforsecurity=False).digest()
-        return len(want) == 20 and hmac.compare_digest(want, have)
+        have = sha1(password, usedforsecurity=False).digest()
+        return len(want) == 20 and compare_digest(want, have)
     if stored.startswith(b"$apr1$"):
-        return hmac.compare_digest(md5_crypt(password, stored[6:]), stored)
+        return compare_digest(md5_crypt(password, stored[6:]), stored)
     if len(stored) >= 13:  # DES is 13 characters, everything else longer
         out = crypt(password, stored)
-        return out is not None and hmac.compare_digest(out, stored)
+        return out is not None and compare_digest(out, stored)
     return False  # plain text or garbage: never (as lighttpd)
 
 
@@ -387,7 +390,7 @@ class Htdigest(_FileBackend):
         for name, r, stored, _ in self._entries(req):
             algorithm = _HASH_OF_LENGTH.get(len(stored))
             if name == user and r == realm and algorithm is not None:
-                return hmac.compare_digest(ha1(algorithm, user, realm, password).encode(),
+                return compare_digest(ha1(algorithm, user, realm, password).encode(),
                                            stored.lower())
         return False
 
@@ -400,7 +403,7 @@ class Htdigest(_FileBackend):
             if hashed:
                 key = uh.lower() if uh is not None else \
                     userhash(algorithm, name, realm).encode("ascii")
-                if not hmac.compare_digest(key, user.lower()):
+                if not compare_digest(key, user.lower()):
                     continue
             elif name != user:
                 continue
@@ -422,14 +425,14 @@ class Plain(_FileBackend):
             if realm is None:
                 if fields[0] == user:
                     return fields[0], fields[1]
-            elif hmac.compare_digest(userhash(algorithm, fields[0], realm).encode("ascii"),
+            elif compare_digest(userhash(algorithm, fields[0], realm).encode("ascii"),
                                      user.lower()):
                 return fields[0], fields[1]
         return None
 
     def basic(self, req: Request, require: Require, user: bytes, password: bytes) -> bool:
         found = self._password(req, user, None)
-        return found is not None and hmac.compare_digest(found[1], password)
+        return found is not None and compare_digest(found[1], password)
 
     def digest(self, req: Request, algorithm: str, user: bytes, realm: bytes,
                hashed: bool) -> tuple[bytes, str] | None:
