@@ -294,10 +294,51 @@ def test_rapid_reset(srv):
     assert "rapid reset" in srv.log()
 
 
-def test_excess_streams(srv):
+def read_frames(s: socket.socket, seconds: float = 1.0) -> list[tuple[int, int, bytes]]:
+    """(type, stream id, payload) of the frames that arrive within ``seconds``."""
+    data = b""
+    s.settimeout(0.1)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            chunk = s.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    frames, pos = [], 0
+    while pos + 9 <= len(data):
+        length = int.from_bytes(data[pos:pos + 3], "big")
+        sid = int.from_bytes(data[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+        frames.append((data[pos + 3], sid, data[pos + 9:pos + 9 + length]))
+        pos += 9 + length
+    return frames
+
+
+def test_streams_beyond_the_limit_are_refused(srv):
+    """A client that opens streams before it has our SETTINGS (browsers do): a stream
+    error per excess stream (RFC 9113 5.1.2), and the connection goes on."""
     s = raw_client(srv.port)
     for sid in range(1, 25, 2):  # 12 open streams, 8 allowed
         h = HeadersFrame(sid, flags=["END_HEADERS"])  # no END_STREAM: they stay open
+        h.data = HPACK_GET
+        s.sendall(h.serialize())
+    frames = read_frames(s)
+    resets = {sid: int.from_bytes(p, "big") for t, sid, p in frames if t == 0x3}
+    assert resets == {sid: ErrorCodes.REFUSED_STREAM for sid in (17, 19, 21, 23)}
+    assert not [f for f in frames if f[0] == 0x7]  # no GOAWAY
+    h = HeadersFrame(25, flags=["END_HEADERS", "END_STREAM"])
+    h.data = HPACK_GET
+    s.sendall(h.serialize())
+    later = read_frames(s)  # eight are still open: refused too, on a connection still up
+    assert (0x3, 25, ErrorCodes.REFUSED_STREAM.to_bytes(4, "big")) in later
+
+
+def test_far_too_many_streams_end_the_connection(srv):
+    s = raw_client(srv.port)
+    for sid in range(1, 2 * 60, 2):  # 60 open streams: beyond what is refused one by one
+        h = HeadersFrame(sid, flags=["END_HEADERS"])
         h.data = HPACK_GET
         s.sendall(h.serialize())
     assert read_goaway(s)[1] == ErrorCodes.PROTOCOL_ERROR

@@ -194,7 +194,9 @@ class Http2:
         sid = ev.stream_id
         assert sid is not None
         h2conn = self.sess.conn
-        if self.closing:
+        if self.closing or len(self.streams) >= self.sess.limits.max_concurrent_streams:
+            # beyond SETTINGS_MAX_CONCURRENT_STREAMS (sent before our SETTINGS arrived):
+            # a stream error (RFC 9113 5.1.2), the connection goes on
             h2conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
         self.highest = max(self.highest, sid)

@@ -101,6 +101,28 @@ def connection_class(max_closed: int) -> type[h2.connection.H2Connection]:
                 {"MAX_CLOSED_STREAMS": max_closed})
 
 
+# Streams a client may open beyond our advertised limit before the connection ends:
+# h2 checks the limit before decoding the header block, so a stream it rejected would
+# leave HPACK out of step (a connection error); one it accepts is decoded and refused.
+REFUSE_SLACK = 32
+
+
+class _LocalSettings(h2.settings.Settings):
+    """Our SETTINGS as sent, but with REFUSE_SLACK more concurrent streams for h2's own
+    check: a browser opens its streams before it has our SETTINGS, and RFC 9113 5.1.2
+    makes one too many a stream error (REFUSED_STREAM, which the driver sends), not a
+    reason to end the connection."""
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return int(self.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS, 2**32 + 1)) \
+            + REFUSE_SLACK
+
+    @max_concurrent_streams.setter
+    def max_concurrent_streams(self, value: int) -> None:
+        self[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = value
+
+
 class FrameScanner:
     """Reads frame headers from the raw byte stream to bound header blocks."""
 
@@ -188,7 +210,7 @@ class H2Session:
         small_window = lim.initial_window_size < 65535
         if not small_window:
             settings[S.INITIAL_WINDOW_SIZE] = lim.initial_window_size
-        conn.local_settings = h2.settings.Settings(client=False, initial_values=settings)
+        conn.local_settings = _LocalSettings(client=False, initial_values=settings)
         conn.max_inbound_frame_size = lim.max_frame_size
         conn.decoder.max_header_list_size = lim.max_header_list_size
         self._small_window = small_window
