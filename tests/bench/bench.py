@@ -200,6 +200,7 @@ def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
         docroot = work / "www"
         docroot.mkdir()
         (docroot / "4k.html").write_bytes(b"x" * 4096)
+        (docroot / "256k.bin").write_bytes(b"y" * 262144)
         (docroot / "echo.php").write_text(
             "<?php header('Content-Type: application/octet-stream');\n"
             "echo file_get_contents('php://input');\n")
@@ -398,8 +399,37 @@ def suite_https(rounds: int) -> str:
             "\n\nIdle RSS\n\n" + rss)
 
 
+def emberd_with(extra: str) -> Callable:  # type: ignore[type-arg]
+    def start(work: Path, docroot: Path, port: int):  # type: ignore[no-untyped-def]
+        return emberd(work, docroot, port, extra)
+    return start
+
+
+def suite_knobs(rounds: int) -> str:
+    """What smaller memory knobs cost: each variant against the defaults, over h2c."""
+    out = []
+    cases = (
+        ("server.chunkqueue-chunk-sz", "server.chunkqueue-chunk-sz = 1024\n", "/256k.bin",
+         (4, 4, 2_000)),
+        ("server.chunkqueue-chunk-sz", "server.chunkqueue-chunk-sz = 1024\n", "/4k.html",
+         (16, 8, 20_000)),
+        ("h2.max-concurrent-streams", "h2.max-concurrent-streams = 2\n", "/4k.html",
+         (4, 8, 20_000)),
+    )
+    for knob, extra, path, (c, m, n) in cases:
+        def load(url: str, c: int = c, m: int = m, n: int = n) -> tuple[int, float]:
+            t0 = time.monotonic()
+            done = h2load(url, c, m, n)
+            return done, time.monotonic() - t0
+
+        servers = {"emberd": emberd, extra.strip(): emberd_with(extra)}
+        out.append(f"`{knob}`, `h2load -c{c} -m{m} -n {n}` on {path}\n\n"
+                   + table(measure(servers, rounds, load, path)))
+    return "Knobs (emberd with defaults against one smaller value)\n\n" + "\n\n".join(out)
+
+
 SUITES = {"h1": suite_h1, "h2c": suite_h2c, "h2seq": suite_h2seq, "fcgi": suite_fcgi,
-          "https": suite_https}
+          "https": suite_https, "knobs": suite_knobs}
 
 
 def main() -> int:
