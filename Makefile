@@ -73,7 +73,7 @@ run: $(STAMP) $(HOST_CONF) $(CONTROL_CONF)
 	$(BIN)/emberd -tt -f $(HOST_CONF)
 	$(BIN)/emberd-control -t --config $(CONTROL_CONF)
 	@echo "emberd serves rootfs/var/www and the API under /api/ on http://127.0.0.1:8080/ (Ctrl-C stops it)"
-	$(BIN)/emberd -D -f $(HOST_CONF)
+	PYTHONMALLOC=malloc $(BIN)/emberd -D -f $(HOST_CONF)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -38,6 +39,7 @@ def test_memory_view(emberd):
     p = view["process"]
     assert 5_000 < p["vmrss_kb"] <= p["vmhwm_kb"] and p["rssanon_kb"] > 0
     assert p["pss_kb"] is None or p["pss_kb"] > 0
+    assert p["python_allocator"] == (os.environ.get("PYTHONMALLOC") or "pymalloc")
     c = view["chunks"]
     assert c["slabs"] >= 1 and c["used"] + c["free"] >= 1 and c["chunk_size"] > 0
     assert view["connections"]["open"] >= 1 and view["requests"]["served"] >= 20

@@ -96,6 +96,7 @@ def test_memory_view(emberd_serving: Guest, features) -> None:  # type: ignore[n
     assert r.status == 200, bytes(r.data)
     view = json.loads(bytes(r.data))
     assert view["process"]["vmrss_kb"] > 0, view
+    assert view["process"]["python_allocator"] == "malloc", view  # S50emberd's default
 
 
 def test_control_started_again_after_a_crash(emberd_serving: Guest, features) -> None:  # type: ignore[no-untyped-def]

@@ -45,6 +45,7 @@ def snapshot(shared: Shared, connections: Iterable[Any]) -> dict[str, Any]:
             "vmrss_kb": st.get("VmRSS", 0), "vmhwm_kb": st.get("VmHWM", 0),
             "rssanon_kb": st.get("RssAnon", 0), "rssfile_kb": st.get("RssFile", 0),
             "rssshmem_kb": st.get("RssShmem", 0), "pss_kb": memory.pss_kb(),
+            "python_allocator": memory.python_allocator(),
         },
         "chunks": {
             "chunk_size": pool.chunk_size, "slab_size": pool.slab_size, "slabs": s.slabs,
@@ -87,8 +88,8 @@ def line(shared: Shared, connections: Iterable[Any]) -> str:
     p, c, b = v["process"], v["chunks"], v["bodies"]
     h2 = v["http2"]
     return (f"rss={p['vmrss_kb']} kB hwm={p['vmhwm_kb']} kB anon={p['rssanon_kb']} kB "
-            f"pss={p['pss_kb']} kB slabs={c['slabs']} chunks used={c['used']} "
-            f"free={c['free']} high-water={c['high_water']} "
+            f"pss={p['pss_kb']} kB allocator={p['python_allocator']} slabs={c['slabs']} "
+            f"chunks used={c['used']} free={c['free']} high-water={c['high_water']} "
             f"connections={v['connections']['open']} h2-streams={h2['streams_open']} "
             f"h2-closed-records={h2['closed_stream_records']} "
             f"requests-pooled={v['request_pool']['pooled']} "

@@ -43,6 +43,7 @@ from pathlib import Path
 from types import FrameType
 
 from .. import __version__
+from ..core.memory import ALLOCATOR_ENVIRONMENT
 from . import soak_load, soak_plot, soak_report
 from .soak_load import H2C, HTTP11, Client, Target
 from .soak_report import Plan, Run
@@ -273,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         ("emberd: the soak's own configuration (emberd's defaults; " if args.emberd_config
          is None else f"emberd: `{args.emberd_config}` with the soak's settings over it (")
         + f"max-connections {MAX_CONNECTIONS}, no per-connection request cap, bodies "
-          "streamed, keep-conn); lighttpd the same",
+          "streamed, keep-conn); lighttpd the same; emberd started as on the device, "
+          "with " + " ".join(f"{k}={v}" for k, v in ALLOCATOR_ENVIRONMENT.items()),
         *context,
     ]
     summaries = [s for run in runs for s in soak_report.summarize(run, plan)]

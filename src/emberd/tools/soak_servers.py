@@ -25,11 +25,14 @@ carries no credentials.  lighttpd gets the equivalent of the generated
 configuration.  Every file a server writes (logs, pid file, uploads, temp
 files, the socket) is inside the run's directory -- the socket goes to a
 second, short temp directory when that path is too long for a unix socket
--- and every process is started here and stopped here by its PID.
+-- and every process is started here and stopped here by its PID.  emberd
+runs as the device's init script starts it, with Python's objects through
+malloc (``memory.ALLOCATOR_ENVIRONMENT``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -40,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from ..core.memory import ALLOCATOR_ENVIRONMENT
 
 UPLOAD_NAME = "soak.bin"
 UPLOAD_PATH = f"/api/upload?name={UPLOAD_NAME}"
@@ -234,6 +239,7 @@ class Stack:
             conf = self.work / "emberd.conf"
             conf.write_text(emberd_conf(self.work, self.port, sock, self.emberd_base))
             cmd = [*_command("emberd", "emberd.cli"), "-D", "-f", str(conf)]
+            env = {**os.environ, **ALLOCATOR_ENVIRONMENT}
         elif self.server == LIGHTTPD:
             exe = lighttpd_exe()
             if exe is None:
@@ -241,17 +247,18 @@ class Stack:
             conf = self.work / "lighttpd.conf"
             conf.write_text(lighttpd_conf(self.work, self.port, sock))
             cmd = [exe, "-D", "-f", str(conf)]
+            env = None
         else:
             raise ValueError(f"unknown server {self.server!r}")
         # the server goes first in the list: it is the process the run is named after
-        self.processes.insert(0, self._spawn(self.server, cmd))
+        self.processes.insert(0, self._spawn(self.server, cmd, env))
         _wait(self.processes[0], lambda: _listening(self.port))
 
-    def _spawn(self, name: str, cmd: list[str]) -> Proc:
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> Proc:
         out_path = self.work / f"{name}.out"
         with open(out_path, "wb") as out:
             popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, cwd=self.work)
+                                     stderr=subprocess.STDOUT, cwd=self.work, env=env)
         return Proc(name, popen, (out_path, self.work / f"{name}.log"))
 
     def stop(self) -> None:
