@@ -18,7 +18,7 @@ M_ARENA_MAX = -8  # from glibc's malloc.h
 # through malloc.  pymalloc's 1 MiB arenas are given back only when wholly empty, and a
 # burst leaves a few pinned by one surviving object each (the soak: +2.7 MB three minutes
 # after its burst); through malloc, malloc_trim() returns the free pages at the next
-# tick (+0.8 MB), for the same CPU per request.
+# tick (+0.8 to +1.2 MB), for the same CPU per request.
 ALLOCATOR_ENVIRONMENT = {"PYTHONMALLOC": "malloc"}
 
 
