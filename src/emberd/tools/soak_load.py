@@ -49,6 +49,7 @@ HTTP11 = "http/1.1"
 PROTOCOLS = (H2C, HTTP11)
 
 GRACE = 60.0  # seconds a phase may overrun before its client is stopped
+KEEPALIVE_MAX = 65535  # requests one HTTP/1.1 connection may carry (both servers' largest)
 REQUEST_TIMEOUT = 30.0  # seconds without an answer before a request counts as an error
 BURST_MAX_RATE = 20_000  # count bound of a built-in burst: this many requests per second
 XRW = ("x-requested-with", "emberd-soak")  # emberd-control refuses a POST without it
@@ -90,6 +91,16 @@ class LoadResult:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, other: LoadResult) -> None:
+        """Count in a later part of the same phase."""
+        self.seconds += other.seconds
+        self.requests += other.requests
+        self.ok += other.ok
+        self.errors += other.errors
+        for key, n in other.statuses.items():
+            self.statuses[key] = self.statuses.get(key, 0) + n
+        self.note = "; ".join(n for n in (self.note, other.note) if n)
 
     def count(self, status: int) -> None:
         self.requests += 1
@@ -138,6 +149,20 @@ def parse_h2load(output: str, result: LoadResult) -> LoadResult:
     return result
 
 
+def steady_spans(target: Target, rate: float, seconds: float) -> list[float]:
+    """The steady phase cut where an HTTP/1.1 connection reaches KEEPALIVE_MAX requests:
+    the server closes it then and h2load does not connect again, so each span is a fresh
+    h2load (and connection).  HTTP/2 has no such cap in the soak's configuration."""
+    span = (KEEPALIVE_MAX - rate) / rate if target.protocol == HTTP11 else seconds
+    if span < 1:
+        return [seconds]
+    spans = []
+    while seconds > 0:
+        spans.append(min(seconds, span))
+        seconds -= spans[-1]
+    return spans
+
+
 class H2load:
     """nghttp2's h2load as a subprocess."""
 
@@ -157,7 +182,10 @@ class H2load:
                 f"-D{max(1, round(seconds))}", *self._post(target), target.url]
 
     def steady(self, target: Target, rate: float, seconds: float) -> LoadResult:
-        return self._run(self.steady_command(target, rate, seconds), seconds)
+        result = LoadResult(self.name)
+        for part in steady_spans(target, rate, seconds):
+            result.add(self._run(self.steady_command(target, rate, part), part))
+        return result
 
     def burst(self, target: Target, connections: int, streams: int,
               seconds: float) -> LoadResult:

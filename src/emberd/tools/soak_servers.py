@@ -15,8 +15,9 @@ streamed to the backend (emberd also keeps the backend connection, its
 * no per-connection request cap: ``h2.max-requests-per-connection = 0``
   and ``server.max-keep-alive-requests = 65535`` (its largest value; 0
   would mean no keep-alive).  A 10-minute soak is 60,000 requests; longer
-  ones see HTTP/1.1 reconnect once per 65,535 requests, which both clients
-  do.
+  ones over HTTP/1.1 reconnect before 65,535 requests (h2load is started
+  again for each such span, ``soak_load.steady_spans``; the built-in
+  client reconnects on its own).
 
 ``--emberd-config FILE`` (e.g. the device's ``rootfs/etc/emberd/emberd.conf``)
 soaks that configuration instead: it is included and the same settings are

@@ -10,6 +10,7 @@ import pytest
 from emberd.tools.soak_load import (
     H2C,
     HTTP11,
+    KEEPALIVE_MAX,
     Budget,
     Builtin,
     H2load,
@@ -17,6 +18,7 @@ from emberd.tools.soak_load import (
     Target,
     choose,
     parse_h2load,
+    steady_spans,
 )
 
 # the tail of `h2load -c50 -m8 -D 10 -d 4k.bin` (nghttp2 1.52) against emberd
@@ -44,6 +46,22 @@ def test_h2load_summary_is_parsed():
 def test_h2load_without_a_summary_leaves_a_note():
     r = parse_h2load("connect: Connection refused\n", LoadResult("h2load"))
     assert r.requests == 0 and "no summary" in r.note and "refused" in r.note
+
+
+def test_steady_phase_spans_start_a_connection_before_the_keep_alive_cap():
+    h1 = Target(8080, "/x", Path("/b"), HTTP11)
+    assert steady_spans(h1, 100, 600) == [600]
+    spans = steady_spans(h1, 100, 1800)
+    assert spans == [654.35, 654.35, pytest.approx(491.3)]
+    assert all(s * 100 < KEEPALIVE_MAX for s in spans)
+    assert steady_spans(TARGET, 100, 1800) == [1800]  # h2c: one connection throughout
+
+
+def test_load_results_add_up():
+    a = LoadResult("h2load", seconds=10, requests=5, ok=4, errors=1, statuses={"2xx": 4})
+    a.add(LoadResult("h2load", seconds=5, requests=3, ok=3, statuses={"2xx": 3}, note="n"))
+    assert (a.seconds, a.requests, a.ok, a.errors) == (15, 8, 7, 1)
+    assert a.statuses == {"2xx": 7} and a.note == "n"
 
 
 def test_h2load_command_lines():
