@@ -189,6 +189,18 @@ def h2load(url: str, clients: int, streams: int, n: int, data: str = "") -> int:
 Result = dict[str, list[tuple[float, float]]]
 
 
+def make_docroot(work: Path) -> Path:
+    """The files every suite serves: a 4 KiB page, a 256 KiB file and a PHP echo."""
+    docroot = work / "www"
+    docroot.mkdir()
+    (docroot / "4k.html").write_bytes(b"x" * 4096)
+    (docroot / "256k.bin").write_bytes(b"y" * 262144)
+    (docroot / "echo.php").write_text(
+        "<?php header('Content-Type: application/octet-stream');\n"
+        "echo file_get_contents('php://input');\n")
+    return docroot
+
+
 def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
             load: Callable[[str], tuple[int, float]], path: str = "/4k.html",
             own_cpu: bool = False, scheme: str = "http") -> Result:
@@ -197,13 +209,7 @@ def measure(servers: dict[str, Callable], rounds: int,  # type: ignore[type-arg]
     results: Result = {name: [] for name in servers}
     with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
         work = Path(tmp)
-        docroot = work / "www"
-        docroot.mkdir()
-        (docroot / "4k.html").write_bytes(b"x" * 4096)
-        (docroot / "256k.bin").write_bytes(b"y" * 262144)
-        (docroot / "echo.php").write_text(
-            "<?php header('Content-Type: application/octet-stream');\n"
-            "echo file_get_contents('php://input');\n")
+        docroot = make_docroot(work)
         for r in range(rounds):
             for name, start in servers.items():
                 port = free_port()
@@ -266,9 +272,7 @@ def suite_h2seq(rounds: int) -> str:
             "|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
         work = Path(tmp)
-        docroot = work / "www"
-        docroot.mkdir()
-        (docroot / "4k.html").write_bytes(b"x" * 4096)
+        docroot = make_docroot(work)
         for r in range(rounds):
             port = free_port()
             with emberd(work, docroot, port) as proc:
@@ -350,9 +354,7 @@ def idle_rss(servers: dict[str, tuple[Callable, str]],  # type: ignore[type-arg]
             "|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="emberd-bench-") as tmp:
         work = Path(tmp)
-        docroot = work / "www"
-        docroot.mkdir()
-        (docroot / "4k.html").write_bytes(b"x" * 4096)
+        docroot = make_docroot(work)
         for name, (start, scheme) in servers.items():
             started, used = [], []
             for _ in range(rounds):

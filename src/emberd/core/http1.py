@@ -506,11 +506,7 @@ class Http1:
             self._truncated()
             return False
         chunk.end = n
-        part.offset += n
-        part.length -= n
-        self._sent += n
-        if not part.length:
-            self._parts.popleft()
+        self._advance(part, n)
         self.conn.write_chunk(chunk)
         return True
 
@@ -525,13 +521,17 @@ class Http1:
         if not block:
             self._truncated()
             return False
-        part.offset += len(block)
-        part.length -= len(block)
-        self._sent += len(block)
-        if not part.length:
-            self._parts.popleft()
+        self._advance(part, len(block))
         self.conn.write(block)
         return True
+
+    def _advance(self, part: FilePart, n: int) -> None:
+        """``n`` bytes of ``part`` are on their way: the part is done when none are left."""
+        part.offset += n
+        part.length -= n
+        self._sent += n
+        if not part.length:
+            self._parts.popleft()
 
     def _truncated(self) -> None:
         """The file got shorter than promised: the response cannot be completed."""
